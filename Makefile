@@ -1,0 +1,46 @@
+# Pigment: build, test and benchmark. `make test` is what CI runs.
+GO       ?= go
+BIN      ?= bin/pigment
+PKGS     ?= ./...
+# Service packages run under the race detector (they are concurrent code).
+RACE_PKGS = $(shell $(GO) list ./gateway/... ./workers/... ./assets/... 2>/dev/null)
+
+.PHONY: all build test test-short race fuzz bench bench-unet vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pigment
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+
+# The whole suite: vet, unit + golden tests (golden tests skip with a message
+# when ../shared/refs is absent), the race detector on the service packages,
+# and a short run of every fuzz target.
+test: vet
+	$(GO) test -count=1 -timeout 10m $(PKGS)
+ifneq ($(strip $(RACE_PKGS)),)
+	$(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
+endif
+	$(MAKE) fuzz FUZZTIME=5s
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./diffusion/safetensors/
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenizer$$' -fuzztime $(FUZZTIME) ./diffusion/clip/
+
+# Micro-benchmarks (testing.B) and the SD 1.5-size UNet forward pass.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./diffusion/...
+	$(BIN) bench unet --json
+
+bench-unet: build
+	$(BIN) bench unet --json
+
+clean:
+	rm -rf bin

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/pigment-ai/pigment/diffusion/nn"
+	"github.com/pigment-ai/pigment/diffusion/tensor"
+	"github.com/pigment-ai/pigment/diffusion/unet"
+)
+
+// benchResult is what `pigment bench … --json` prints on its last line.
+type benchResult struct {
+	Name       string  `json:"name"`
+	Config     string  `json:"config"`
+	Shape      []int   `json:"shape"`
+	Seconds    float64 `json:"seconds"` // per forward pass (mean over runs)
+	GFLOP      float64 `json:"gflop"`   // per forward pass, convs and matmuls
+	GFLOPS     float64 `json:"gflops"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	Threads    int     `json:"threads"`
+	Runs       int     `json:"runs"`
+	LoadSecond float64 `json:"load_seconds"`
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object with the figures on the last line")
+	width := fs.Int("width", 512, "image width in pixels (latents are width/8)")
+	height := fs.Int("height", 512, "image height in pixels (latents are height/8)")
+	batch := fs.Int("batch", 2, "batch size (2 = one image with classifier-free guidance)")
+	runs := fs.Int("runs", 1, "forward passes to time (after loading)")
+	seed := fs.Uint64("seed", 1, "seed of the random weights")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed passes to this file")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pigment bench unet [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).")
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] != "unet" {
+		return usagef("want one benchmark name: unet (got %q)", pos)
+	}
+	switch {
+	case *width <= 0 || *width%8 != 0:
+		return usagef("--width must be a positive multiple of 8, got %d", *width)
+	case *height <= 0 || *height%8 != 0:
+		return usagef("--height must be a positive multiple of 8, got %d", *height)
+	case *batch <= 0:
+		return usagef("--batch must be positive, got %d", *batch)
+	case *runs <= 0:
+		return usagef("--runs must be positive, got %d", *runs)
+	}
+	res, err := benchUNet(ctx, *batch, *height/8, *width/8, *runs, *seed, *cpuProfile, stderr)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	fmt.Fprintf(stdout, "%s %s %v: %.2f s/pass, %.0f GFLOP, %.1f GFLOP/s, peak RSS %.0f MB, %d threads\n",
+		res.Name, res.Config, res.Shape, res.Seconds, res.GFLOP, res.GFLOPS, res.PeakRSSMB, res.Threads)
+	return nil
+}
+
+func benchUNet(ctx context.Context, batch, h, w, runs int, seed uint64, cpuProfile string, log io.Writer) (benchResult, error) {
+	start := time.Now()
+	cfg := unet.ConfigSD15()
+	u, err := unet.New(nn.NewWeights(nn.NewRandomSource(seed)), cfg)
+	if err != nil {
+		return benchResult{}, err
+	}
+	load := time.Since(start)
+	fmt.Fprintf(log, "built random SD 1.5 UNet in %.1f s\n", load.Seconds())
+	sample := tensor.Full(0.1, batch, 4, h, w)
+	ehs := tensor.Full(0.01, batch, 77, 768)
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return benchResult{}, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return benchResult{}, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var elapsed time.Duration
+	var flops int64
+	for i := 0; i < runs; i++ {
+		if err := ctx.Err(); err != nil {
+			return benchResult{}, err
+		}
+		f0, t0 := tensor.FLOPs(), time.Now()
+		u.Forward(sample, []float32{999}, ehs)
+		elapsed += time.Since(t0)
+		flops += tensor.FLOPs() - f0
+		fmt.Fprintf(log, "pass %d: %.2f s\n", i+1, time.Since(t0).Seconds())
+	}
+	secs := elapsed.Seconds() / float64(runs)
+	gflop := float64(flops) / float64(runs) / 1e9
+	return benchResult{
+		Name: "unet", Config: "sd15", Shape: []int{batch, 4, h, w},
+		Seconds: secs, GFLOP: gflop, GFLOPS: gflop / secs, PeakRSSMB: peakRSSMB(),
+		Threads: runtime.GOMAXPROCS(0), Runs: runs, LoadSecond: load.Seconds(),
+	}, nil
+}
+
+// peakRSSMB returns the process's peak resident set size in MB (getrusage
+// ru_maxrss, which Linux reports in KiB).
+func peakRSSMB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) * 1024 / 1e6
+}

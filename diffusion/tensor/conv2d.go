@@ -1,0 +1,129 @@
+package tensor
+
+import "fmt"
+
+// Conv2dParams are the geometry of a 2-D convolution, as torch.nn.Conv2d's
+// stride and padding (symmetric, zero padding; dilation 1, groups 1).
+type Conv2dParams struct {
+	Stride, Padding int
+}
+
+// maxColFloats bounds the im2col buffer of one Conv2d call (32 MiB), so that a
+// 3x3 convolution over a 512x512 image with 512 channels does not allocate a
+// multi-gigabyte column matrix: the output is computed in bands of rows.
+const maxColFloats = 8 << 20
+
+// Conv2dOutSize returns the output size of a convolution along one axis:
+// (in + 2·padding − kernel)/stride + 1, as torch.nn.Conv2d documents it.
+func Conv2dOutSize(in, kernel int, p Conv2dParams) int {
+	return (in+2*p.Padding-kernel)/p.Stride + 1
+}
+
+// Conv2d is torch.nn.functional.conv2d for float32 NCHW tensors.
+// x: [N, Cin, H, W]; weight: [Cout, Cin, KH, KW]; bias: [Cout] or nil.
+// Returns [N, Cout, H', W'] with H' = Conv2dOutSize(H, KH, p) (same for W).
+//
+// It lowers the convolution to matrix products (im2col + Sgemm) over bands of
+// output rows: out[n][:, band] = weight[Cout, Cin·KH·KW] · col[Cin·KH·KW, band].
+// 1x1 stride-1 convolutions skip im2col. It panics on mismatched channels or
+// an empty output.
+func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
+	if x.Dims() != 4 || weight.Dims() != 4 {
+		panic(fmt.Sprintf("tensor: Conv2d needs 4-D input and weight, got %v and %v", x.Shape, weight.Shape))
+	}
+	if p.Stride < 1 {
+		p.Stride = 1
+	}
+	n, cin, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	cout, wcin, kh, kw := weight.Shape[0], weight.Shape[1], weight.Shape[2], weight.Shape[3]
+	if wcin != cin {
+		panic(fmt.Sprintf("tensor: Conv2d input %v has %d channels, weight %v wants %d", x.Shape, cin, weight.Shape, wcin))
+	}
+	ho, wo := Conv2dOutSize(h, kh, p), Conv2dOutSize(w, kw, p)
+	if ho <= 0 || wo <= 0 {
+		panic(fmt.Sprintf("tensor: Conv2d output of %v with kernel %dx%d is empty", x.Shape, kh, kw))
+	}
+	if bias != nil && bias.Len() != cout {
+		panic(fmt.Sprintf("tensor: Conv2d bias %v for %d output channels", bias.Shape, cout))
+	}
+	out := New(n, cout, ho, wo)
+	hw := ho * wo
+	beta := float32(0)
+	if bias != nil {
+		for i := 0; i < n; i++ {
+			for c := 0; c < cout; c++ {
+				fill(out.Data[(i*cout+c)*hw:(i*cout+c+1)*hw], bias.Data[c])
+			}
+		}
+		beta = 1
+	}
+	kdim := cin * kh * kw
+	if kh == 1 && kw == 1 && p.Stride == 1 && p.Padding == 0 {
+		for i := 0; i < n; i++ {
+			gemm(false, false, cout, hw, cin, 1, weight.Data, cin, x.Data[i*cin*h*w:(i+1)*cin*h*w], hw, beta, out.Data[i*cout*hw:(i+1)*cout*hw], hw)
+		}
+		return out
+	}
+	band := max(1, min(ho, maxColFloats/max(1, kdim*wo)))
+	col := make([]float32, kdim*band*wo)
+	for i := 0; i < n; i++ {
+		img := x.Data[i*cin*h*w : (i+1)*cin*h*w]
+		dst := out.Data[i*cout*hw : (i+1)*cout*hw]
+		for r0 := 0; r0 < ho; r0 += band {
+			rows := min(band, ho-r0)
+			cols := rows * wo
+			im2col(col[:kdim*cols], img, cin, h, w, kh, kw, p, r0, rows, wo)
+			gemm(false, false, cout, cols, kdim, 1, weight.Data, kdim, col, cols, beta, dst[r0*wo:], hw)
+		}
+	}
+	return out
+}
+
+// im2col fills col [Cin·KH·KW, rows·wo] with the receptive fields of output
+// rows [r0, r0+rows) of one image img [Cin, h, w]; out-of-image taps are 0.
+func im2col(col, img []float32, cin, h, w, kh, kw int, p Conv2dParams, r0, rows, wo int) {
+	cols := rows * wo
+	parallelFor(cin*kh*kw, 8, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
+			plane := img[c*h*w : (c+1)*h*w]
+			dst := col[r*cols : (r+1)*cols]
+			for oy := 0; oy < rows; oy++ {
+				iy := (r0+oy)*p.Stride - p.Padding + ki
+				row := dst[oy*wo : (oy+1)*wo]
+				if iy < 0 || iy >= h {
+					clear(row)
+					continue
+				}
+				src := plane[iy*w : (iy+1)*w]
+				if p.Stride == 1 {
+					// ix = ox - pad + kj; copy the in-image span, zero the rest.
+					off := kj - p.Padding
+					lo, hi := max(0, -off), min(wo, w-off)
+					if lo >= hi {
+						clear(row)
+						continue
+					}
+					clear(row[:lo])
+					copy(row[lo:hi], src[lo+off:hi+off])
+					clear(row[hi:])
+					continue
+				}
+				for ox := range row {
+					ix := ox*p.Stride - p.Padding + kj
+					if ix < 0 || ix >= w {
+						row[ox] = 0
+					} else {
+						row[ox] = src[ix]
+					}
+				}
+			}
+		}
+	})
+}
+
+func fill(s []float32, v float32) {
+	for i := range s {
+		s[i] = v
+	}
+}

@@ -1,0 +1,61 @@
+package tensor
+
+import (
+	"sync/atomic"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Sgemmer is the BLAS-shaped interface every matrix product in Pigment goes
+// through. Sgemm computes, for row-major matrices,
+//
+//	C = alpha·op(A)·op(B) + beta·C
+//
+// where op(X) is X or Xᵀ as tA/tB say, op(A) is m×k, op(B) is k×n and C is
+// m×n; lda, ldb and ldc are the row strides. The signature is BLAS's sgemm
+// (and gonum's blas.Float32Level3), so gonum's pure-Go implementation, a cgo
+// OpenBLAS binding or a hand-written kernel can all stand behind it.
+type Sgemmer interface {
+	Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+}
+
+// BLAS is the Sgemm implementation used by MatMul, Linear, Conv2d and
+// Attention. It defaults to gonum's blas32 native implementation, which
+// splits large products across GOMAXPROCS goroutines. Replace it only at
+// program start, before any tensor op runs.
+var BLAS Sgemmer = gonum.Implementation{}
+
+func transpose(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}
+
+// gemm is a shorthand over BLAS.Sgemm with boolean transposes.
+func gemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		// BLAS leaves C·beta; do it here so callers need not special-case.
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+		return
+	}
+	flops.Add(2 * int64(m) * int64(n) * int64(k))
+	BLAS.Sgemm(transpose(tA), transpose(tB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+var flops atomic.Int64
+
+// FLOPs returns the floating-point operations issued through BLAS since the
+// program started, counting 2·m·n·k per matrix product: every convolution,
+// linear layer and attention product, which is where diffusion models spend
+// their time. Benchmarks divide differences of it by elapsed time.
+func FLOPs() int64 { return flops.Load() }

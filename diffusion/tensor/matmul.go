@@ -1,0 +1,65 @@
+package tensor
+
+import "fmt"
+
+// MatMul returns a·b for a [..., M, K] and b [K, N] or [..., K, N] with the
+// same leading (batch) dimensions as a. The result is [..., M, N].
+// It panics if the inner dimensions or batch dimensions disagree.
+func MatMul(a, b *Tensor) *Tensor {
+	if a.Dims() < 2 || b.Dims() < 2 {
+		panic(fmt.Sprintf("tensor: MatMul needs matrices, got %v and %v", a.Shape, b.Shape))
+	}
+	m, k := a.Dim(-2), a.Dim(-1)
+	k2, n := b.Dim(-2), b.Dim(-1)
+	if k != k2 {
+		panic(fmt.Sprintf("tensor: MatMul inner dimensions differ: %v · %v", a.Shape, b.Shape))
+	}
+	batch := a.Len() / max(m*k, 1)
+	if m*k == 0 {
+		batch = numel(a.Shape[:a.Dims()-2])
+	}
+	bStride := 0
+	if b.Dims() > 2 {
+		if numel(b.Shape[:b.Dims()-2]) != batch {
+			panic(fmt.Sprintf("tensor: MatMul batch dimensions differ: %v · %v", a.Shape, b.Shape))
+		}
+		bStride = k * n
+	}
+	shape := append(append([]int(nil), a.Shape[:a.Dims()-2]...), m, n)
+	out := New(shape...)
+	for i := 0; i < batch; i++ {
+		gemm(false, false, m, n, k, 1,
+			a.Data[i*m*k:(i+1)*m*k], k,
+			b.Data[i*bStride:i*bStride+k*n], n,
+			0, out.Data[i*m*n:(i+1)*m*n], n)
+	}
+	return out
+}
+
+// Linear applies a fully connected layer, y = x·Wᵀ + bias, as torch.nn.Linear.
+// x: [..., in]; weight: [out, in]; bias: [out] or nil; returns [..., out].
+// It panics if x's last dimension is not in.
+func Linear(x, weight, bias *Tensor) *Tensor {
+	if weight.Dims() != 2 {
+		panic(fmt.Sprintf("tensor: Linear weight must be [out, in], got %v", weight.Shape))
+	}
+	out, in := weight.Shape[0], weight.Shape[1]
+	if x.Dim(-1) != in {
+		panic(fmt.Sprintf("tensor: Linear input %v does not end in %d", x.Shape, in))
+	}
+	rows := x.Len() / max(in, 1)
+	shape := append(append([]int(nil), x.Shape[:x.Dims()-1]...), out)
+	y := New(shape...)
+	beta := float32(0)
+	if bias != nil {
+		if bias.Len() != out {
+			panic(fmt.Sprintf("tensor: Linear bias %v for %d outputs", bias.Shape, out))
+		}
+		for r := 0; r < rows; r++ {
+			copy(y.Data[r*out:(r+1)*out], bias.Data)
+		}
+		beta = 1
+	}
+	gemm(false, true, rows, out, in, 1, x.Data, in, weight.Data, in, beta, y.Data, out)
+	return y
+}

@@ -1,0 +1,278 @@
+package tensor
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randn(r *rand.Rand, shape ...int) *Tensor {
+	t := New(shape...)
+	for i := range t.Data {
+		t.Data[i] = float32(r.NormFloat64())
+	}
+	return t
+}
+
+func assertClose(t *testing.T, name string, got, want *Tensor, atol float64) {
+	t.Helper()
+	if !SameShape(got, want) {
+		t.Fatalf("%s: shape %v, want %v", name, got.Shape, want.Shape)
+	}
+	if d, at := MaxAbsDiff(got, want); d > atol {
+		t.Fatalf("%s: max abs diff %g at %d (got %g want %g), atol %g", name, d, at, got.Data[at], want.Data[at], atol)
+	}
+}
+
+// naiveConv2d is the textbook 7-loop convolution used as the reference.
+func naiveConv2d(x, w, b *Tensor, p Conv2dParams) *Tensor {
+	n, cin, h, wd := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	cout, kh, kw := w.Shape[0], w.Shape[2], w.Shape[3]
+	ho, wo := Conv2dOutSize(h, kh, p), Conv2dOutSize(wd, kw, p)
+	out := New(n, cout, ho, wo)
+	for i := 0; i < n; i++ {
+		for o := 0; o < cout; o++ {
+			for y := 0; y < ho; y++ {
+				for xx := 0; xx < wo; xx++ {
+					var s float64
+					if b != nil {
+						s = float64(b.Data[o])
+					}
+					for c := 0; c < cin; c++ {
+						for ki := 0; ki < kh; ki++ {
+							for kj := 0; kj < kw; kj++ {
+								iy, ix := y*p.Stride-p.Padding+ki, xx*p.Stride-p.Padding+kj
+								if iy < 0 || iy >= h || ix < 0 || ix >= wd {
+									continue
+								}
+								s += float64(x.Data[((i*cin+c)*h+iy)*wd+ix]) * float64(w.Data[((o*cin+c)*kh+ki)*kw+kj])
+							}
+						}
+					}
+					out.Data[((i*cout+o)*ho+y)*wo+xx] = float32(s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestConv2d(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	cases := []struct {
+		name                  string
+		n, cin, h, w, cout, k int
+		p                     Conv2dParams
+		bias                  bool
+	}{
+		{"3x3 pad1", 2, 5, 7, 9, 6, 3, Conv2dParams{1, 1}, true},
+		{"3x3 stride2 pad0 (Downsample2D)", 1, 4, 9, 8, 3, 3, Conv2dParams{2, 0}, true},
+		{"3x3 stride2 pad1", 2, 3, 8, 8, 4, 3, Conv2dParams{2, 1}, false},
+		{"1x1", 2, 8, 5, 6, 3, 1, Conv2dParams{1, 0}, true},
+		{"1x1 no bias", 1, 3, 4, 4, 7, 1, Conv2dParams{1, 0}, false},
+		{"3x3 on 1x1 image", 1, 2, 1, 1, 2, 3, Conv2dParams{1, 1}, true},
+		{"wide image", 1, 2, 3, 40, 2, 3, Conv2dParams{1, 1}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			x := randn(r, c.n, c.cin, c.h, c.w)
+			w := randn(r, c.cout, c.cin, c.k, c.k)
+			var b *Tensor
+			if c.bias {
+				b = randn(r, c.cout)
+			}
+			assertClose(t, "conv", Conv2d(x, w, b, c.p), naiveConv2d(x, w, b, c.p), 1e-4)
+		})
+	}
+}
+
+func naiveAttention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
+	b, lq, hd := q.Shape[0], q.Shape[1], q.Shape[2]
+	lk, hdv := k.Shape[1], v.Shape[2]
+	d, dv := hd/heads, hdv/heads
+	out := New(b, lq, hdv)
+	for bi := 0; bi < b; bi++ {
+		for h := 0; h < heads; h++ {
+			for i := 0; i < lq; i++ {
+				s := make([]float64, lk)
+				m := math.Inf(-1)
+				for j := 0; j < lk; j++ {
+					if causal && j > i {
+						s[j] = math.Inf(-1)
+						continue
+					}
+					var dot float64
+					for e := 0; e < d; e++ {
+						dot += float64(q.Data[(bi*lq+i)*hd+h*d+e]) * float64(k.Data[(bi*lk+j)*hd+h*d+e])
+					}
+					s[j] = dot * float64(scale)
+					m = math.Max(m, s[j])
+				}
+				var sum float64
+				for j := range s {
+					s[j] = math.Exp(s[j] - m)
+					sum += s[j]
+				}
+				for e := 0; e < dv; e++ {
+					var acc float64
+					for j := 0; j < lk; j++ {
+						acc += s[j] / sum * float64(v.Data[(bi*lk+j)*hdv+h*dv+e])
+					}
+					out.Data[(bi*lq+i)*hdv+h*dv+e] = float32(acc)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestAttention(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	cases := []struct {
+		name             string
+		b, lq, lk, heads int
+		d, dv            int
+		causal           bool
+	}{
+		{"self 2 heads", 2, 10, 10, 2, 4, 4, false},
+		{"cross", 2, 9, 7, 3, 5, 5, false},
+		{"causal (CLIP)", 3, 12, 12, 4, 8, 8, true},
+		{"many queries chunked", 1, 3000, 700, 1, 4, 4, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := randn(r, c.b, c.lq, c.heads*c.d)
+			k := randn(r, c.b, c.lk, c.heads*c.d)
+			v := randn(r, c.b, c.lk, c.heads*c.dv)
+			scale := float32(1 / math.Sqrt(float64(c.d)))
+			assertClose(t, "attention", Attention(q, k, v, c.heads, scale, c.causal), naiveAttention(q, k, v, c.heads, scale, c.causal), 2e-5)
+		})
+	}
+}
+
+func TestGroupNorm(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	x := randn(r, 2, 6, 3, 4)
+	w, b := randn(r, 6), randn(r, 6)
+	got := GroupNorm(x, 3, w, b, 1e-5)
+	want := New(x.Shape...)
+	for n := 0; n < 2; n++ {
+		for g := 0; g < 3; g++ {
+			var vals []float64
+			for c := 2 * g; c < 2*g+2; c++ {
+				for i := 0; i < 12; i++ {
+					vals = append(vals, float64(x.Data[(n*6+c)*12+i]))
+				}
+			}
+			var mean, v float64
+			for _, e := range vals {
+				mean += e
+			}
+			mean /= float64(len(vals))
+			for _, e := range vals {
+				v += (e - mean) * (e - mean)
+			}
+			v /= float64(len(vals))
+			for c := 2 * g; c < 2*g+2; c++ {
+				for i := 0; i < 12; i++ {
+					idx := (n*6+c)*12 + i
+					want.Data[idx] = float32((float64(x.Data[idx])-mean)/math.Sqrt(v+1e-5))*w.Data[c] + b.Data[c]
+				}
+			}
+		}
+	}
+	assertClose(t, "group norm", got, want, 1e-5)
+}
+
+func TestLayerNormAndSoftmax(t *testing.T) {
+	x := FromData([]float32{1, 2, 3, 4, -1, 0, 1, 10}, 2, 4)
+	ln := LayerNorm(x, nil, nil, 0)
+	for r := 0; r < 2; r++ {
+		var mean, sq float64
+		for _, v := range ln.Data[r*4 : r*4+4] {
+			mean += float64(v)
+		}
+		for _, v := range ln.Data[r*4 : r*4+4] {
+			sq += float64(v) * float64(v)
+		}
+		if math.Abs(mean) > 1e-5 || math.Abs(sq/4-1) > 1e-4 {
+			t.Errorf("row %d: mean %g, var %g", r, mean/4, sq/4)
+		}
+	}
+	sm := Softmax(FromData([]float32{0, 0, 1000, 1000, float32(math.Inf(-1)), 0}, 3, 2))
+	want := []float32{0.5, 0.5, 0.5, 0.5, 0, 1}
+	for i := range want {
+		if math.Abs(float64(sm.Data[i]-want[i])) > 1e-6 {
+			t.Fatalf("softmax = %v, want %v", sm.Data, want)
+		}
+	}
+}
+
+func TestActivations(t *testing.T) {
+	cases := []struct {
+		name string
+		f    func(*Tensor) *Tensor
+		in   float32
+		want float64
+	}{
+		{"silu(1)", SiLU, 1, 1 / (1 + math.Exp(-1))},
+		{"silu(-3)", SiLU, -3, -3 / (1 + math.Exp(3))},
+		{"gelu(1)", GELU, 1, 0.8413447460685429},
+		{"gelu(-2)", GELU, -2, -0.04550026389635842},
+		{"quick_gelu(1)", QuickGELU, 1, 1 / (1 + math.Exp(-1.702))},
+	}
+	for _, c := range cases {
+		got := c.f(FromData([]float32{c.in}, 1)).Data[0]
+		if math.Abs(float64(got)-c.want) > 1e-6 {
+			t.Errorf("%s = %g, want %g", c.name, got, c.want)
+		}
+	}
+	g := GEGLU(FromData([]float32{2, 3, 1, -2}, 1, 4))
+	if math.Abs(float64(g.Data[0])-2*0.8413447460685429) > 1e-6 || math.Abs(float64(g.Data[1])-3*-0.04550026389635842) > 1e-6 {
+		t.Errorf("GEGLU = %v", g.Data)
+	}
+	if _, err := Activation("relu6"); err == nil {
+		t.Error("unknown activation accepted")
+	}
+}
+
+func TestShapeOps(t *testing.T) {
+	a := FromData([]float32{1, 2, 3, 4}, 1, 2, 1, 2)
+	b := FromData([]float32{5, 6}, 1, 1, 1, 2)
+	c := Concat(1, a, b)
+	if want := []float32{1, 2, 3, 4, 5, 6}; !equal(c.Data, want) || c.Shape[1] != 3 {
+		t.Errorf("Concat = %v %v", c.Shape, c.Data)
+	}
+	u := UpsampleNearest2x(FromData([]float32{1, 2, 3, 4}, 1, 1, 2, 2))
+	if want := []float32{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4}; !equal(u.Data, want) {
+		t.Errorf("Upsample = %v", u.Data)
+	}
+	tr := Transpose(FromData([]float32{1, 2, 3, 4, 5, 6}, 1, 2, 3))
+	if want := []float32{1, 4, 2, 5, 3, 6}; !equal(tr.Data, want) || tr.Shape[1] != 3 {
+		t.Errorf("Transpose = %v %v", tr.Shape, tr.Data)
+	}
+	parts := Split(FromData([]float32{1, 2, 3, 4, 5, 6}, 3, 2), 1, 2)
+	if !equal(parts[1].Data, []float32{3, 4, 5, 6}) {
+		t.Errorf("Split = %v", parts[1].Data)
+	}
+	m := MatMul(FromData([]float32{1, 2, 3, 4}, 2, 2), FromData([]float32{5, 6, 7, 8}, 2, 2))
+	if want := []float32{19, 22, 43, 50}; !equal(m.Data, want) {
+		t.Errorf("MatMul = %v", m.Data)
+	}
+	l := Linear(FromData([]float32{1, 2}, 1, 2), FromData([]float32{1, 0, 0, 1, 1, 1}, 3, 2), FromData([]float32{0, 1, 2}, 3))
+	if want := []float32{1, 3, 5}; !equal(l.Data, want) {
+		t.Errorf("Linear = %v", l.Data)
+	}
+}
+
+func equal(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

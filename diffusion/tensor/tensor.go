@@ -1,0 +1,152 @@
+// Package tensor is Pigment's small float32 tensor type and the numeric
+// operations the Stable Diffusion models need.
+//
+// A Tensor is a dense row-major array: the last dimension varies fastest, so
+// a 4-D image batch is laid out NCHW ([batch, channels, height, width]) and a
+// token sequence is [batch, seq, hidden]. There is no lazy graph and no
+// autograd; every op runs when called. Heavy work (matrix products and
+// convolutions) goes through the Gemm function variable, whose portable
+// implementation is gonum's blas32, so faster kernels can be plugged in
+// behind the same BLAS-shaped interface.
+//
+// Ops follow gonum's conventions: the destination comes first where there is
+// one (AddTo(dst, a, b)), doc comments state the shapes, and programmer errors
+// (mismatched shapes) panic with a "tensor: " prefixed message. Errors from the
+// outside world (files, user input) are handled by the callers, never here.
+package tensor
+
+import (
+	"fmt"
+	"math"
+)
+
+// Tensor is a dense row-major float32 array of the given Shape.
+// len(Data) always equals the product of Shape.
+type Tensor struct {
+	Shape []int
+	Data  []float32
+}
+
+// New returns a zero-filled tensor of the given shape.
+// It panics if a dimension is negative.
+func New(shape ...int) *Tensor {
+	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, numel(shape))}
+}
+
+// FromData wraps data (not copied) as a tensor of the given shape.
+// It panics if len(data) does not equal the product of shape.
+func FromData(data []float32, shape ...int) *Tensor {
+	if len(data) != numel(shape) {
+		panic(fmt.Sprintf("tensor: %d values do not fill shape %v", len(data), shape))
+	}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: data}
+}
+
+// Full returns a tensor of the given shape with every element set to v.
+func Full(v float32, shape ...int) *Tensor {
+	t := New(shape...)
+	for i := range t.Data {
+		t.Data[i] = v
+	}
+	return t
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			panic(fmt.Sprintf("tensor: negative dimension in shape %v", shape))
+		}
+		n *= d
+	}
+	return n
+}
+
+// Len returns the number of elements.
+func (t *Tensor) Len() int { return len(t.Data) }
+
+// Dims returns the number of dimensions.
+func (t *Tensor) Dims() int { return len(t.Shape) }
+
+// Dim returns the size of dimension i; negative i counts from the end.
+func (t *Tensor) Dim(i int) int {
+	if i < 0 {
+		i += len(t.Shape)
+	}
+	return t.Shape[i]
+}
+
+// Clone returns a deep copy of t.
+func (t *Tensor) Clone() *Tensor {
+	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...)}
+}
+
+// Reshape returns a view of t with a new shape sharing t's data. One
+// dimension may be -1 and is then inferred. It panics if the element counts
+// differ.
+func (t *Tensor) Reshape(shape ...int) *Tensor {
+	shape = append([]int(nil), shape...)
+	infer := -1
+	n := 1
+	for i, d := range shape {
+		if d == -1 {
+			if infer >= 0 {
+				panic("tensor: more than one -1 in Reshape")
+			}
+			infer = i
+			continue
+		}
+		n *= d
+	}
+	if infer >= 0 {
+		if n == 0 || len(t.Data)%n != 0 {
+			panic(fmt.Sprintf("tensor: cannot reshape %v to %v", t.Shape, shape))
+		}
+		shape[infer] = len(t.Data) / n
+		n *= shape[infer]
+	}
+	if n != len(t.Data) {
+		panic(fmt.Sprintf("tensor: cannot reshape %v to %v", t.Shape, shape))
+	}
+	return &Tensor{Shape: shape, Data: t.Data}
+}
+
+// SameShape reports whether a and b have identical shapes.
+func SameShape(a, b *Tensor) bool {
+	if len(a.Shape) != len(b.Shape) {
+		return false
+	}
+	for i := range a.Shape {
+		if a.Shape[i] != b.Shape[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func mustSameShape(op string, a, b *Tensor) {
+	if !SameShape(a, b) {
+		panic(fmt.Sprintf("tensor: %s shape mismatch %v vs %v", op, a.Shape, b.Shape))
+	}
+}
+
+// MaxAbsDiff returns max |a-b| over all elements and the flat index where it
+// occurs; NaN in either input counts as an infinite difference. It panics if
+// the shapes differ.
+func MaxAbsDiff(a, b *Tensor) (float64, int) {
+	mustSameShape("MaxAbsDiff", a, b)
+	worst, at := 0.0, -1
+	for i := range a.Data {
+		d := math.Abs(float64(a.Data[i]) - float64(b.Data[i]))
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		if d > worst || at < 0 {
+			worst, at = d, i
+		}
+	}
+	return worst, at
+}
+
+// String describes the shape, not the values.
+func (t *Tensor) String() string { return fmt.Sprintf("Tensor%v", t.Shape) }

@@ -1,0 +1,173 @@
+package vae
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/pigment-ai/pigment/diffusion/nn"
+	"github.com/pigment-ai/pigment/diffusion/tensor"
+)
+
+// AutoencoderKL is diffusers' AutoencoderKL
+// (models/autoencoders/autoencoder_kl.py, v0.27.2), the KL-regularised
+// autoencoder of Rombach et al. 2022:
+//
+//	encode: image → encoder → quant_conv → DiagonalGaussian(mean, logvar)
+//	decode: z → post_quant_conv → decoder → image
+//
+// Checkpoint keys: encoder, decoder, quant_conv, post_quant_conv (1x1
+// convolutions; absent with use_quant_conv / use_post_quant_conv false).
+// A loaded model is read-only, so Encode and Decode may run concurrently.
+type AutoencoderKL struct {
+	Encoder       *Encoder
+	Decoder       *Decoder
+	QuantConv     *nn.Conv2d // 2·latent → 2·latent, or nil
+	PostQuantConv *nn.Conv2d // latent → latent, or nil
+	Config        Config     // what the model was built from
+}
+
+// Load loads the AutoencoderKL in dir, the vae/ folder of a diffusers model:
+// config.json and the weights (diffusion_pytorch_model.safetensors, its
+// .fp16 variant or a sharded index, see nn.OpenComponent) in F32, F16 or
+// BF16, widened to float32. Loading is strict: a missing tensor, a tensor of the
+// wrong shape or a checkpoint tensor the model does not use is an error
+// naming the full key.
+func Load(dir string) (_ *AutoencoderKL, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("vae: load %s: %w", dir, err)
+		}
+	}()
+	c, err := readConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	src, err := nn.OpenComponent(dir, "diffusion_pytorch_model")
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close() // tensors are copied out as they load
+	w := nn.NewWeights(src)
+	m, err := build(w, c)
+	if err != nil {
+		return nil, err
+	}
+	return m, w.Strict(nil)
+}
+
+// New builds an AutoencoderKL for c from w, which is rooted at the VAE's
+// keys (encoder.conv_in.weight, …). It returns an error if c is invalid or
+// a tensor is missing or has the wrong shape; it does not check for unused
+// keys (call w.Strict for that, as Load does). With an nn.RandomSource it
+// builds a randomly initialised model.
+func New(w nn.Weights, c Config) (*AutoencoderKL, error) {
+	m, err := build(w, c)
+	if err != nil {
+		return nil, fmt.Errorf("vae: %w", err)
+	}
+	return m, nil
+}
+
+// build is New without the package prefix on errors.
+func build(w nn.Weights, c Config) (*AutoencoderKL, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	m := &AutoencoderKL{
+		Encoder: NewEncoder(w.Sub("encoder"), c),
+		Decoder: NewDecoder(w.Sub("decoder"), c),
+		Config:  c,
+	}
+	if c.UseQuantConv {
+		m.QuantConv = nn.NewConv2d(w.Sub("quant_conv"), 2*c.LatentChannels, 2*c.LatentChannels, 1, 1, 0)
+	}
+	if c.UsePostQuantConv {
+		m.PostQuantConv = nn.NewConv2d(w.Sub("post_quant_conv"), c.LatentChannels, c.LatentChannels, 1, 1, 0)
+	}
+	if err := w.Err(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Encode maps images x [N, in_channels, H, W], pixel values scaled to
+// [-1, 1], to the latent distribution over [N, latent_channels, H/f, W/f],
+// f = Config.ScaleFactor(); H and W should be multiples of f (otherwise
+// each halving rounds down). The pipeline scales a sample by
+// scaling_factor before denoising. It panics if x is not of that form.
+func (m *AutoencoderKL) Encode(x *tensor.Tensor) *DiagonalGaussian {
+	if x.Dims() != 4 || x.Shape[1] != m.Config.InChannels || x.Shape[2] < m.Config.ScaleFactor() || x.Shape[3] < m.Config.ScaleFactor() {
+		panic(fmt.Sprintf("vae: Encode of %v, want [N, %d, H ≥ %d, W ≥ %d]", x.Shape, m.Config.InChannels, m.Config.ScaleFactor(), m.Config.ScaleFactor()))
+	}
+	moments := m.Encoder.Forward(x)
+	if m.QuantConv != nil {
+		moments = m.QuantConv.Forward(moments)
+	}
+	return newDiagonalGaussian(moments)
+}
+
+// Decode maps latents z [N, latent_channels, h, w] to images
+// [N, out_channels, h·f, w·f], f = Config.ScaleFactor() (8 for SD), with
+// values nominally in [-1, 1] but not clamped.
+//
+// z is what diffusers' vae.decode receives: the caller (the pipeline) has
+// already undone the latent scaling, z = latents/scaling_factor +
+// shift_factor. It panics if z is not of that form.
+func (m *AutoencoderKL) Decode(z *tensor.Tensor) *tensor.Tensor {
+	if z.Dims() != 4 || z.Shape[1] != m.Config.LatentChannels {
+		panic(fmt.Sprintf("vae: Decode of %v, want [N, %d, h, w]", z.Shape, m.Config.LatentChannels))
+	}
+	if m.PostQuantConv != nil {
+		z = m.PostQuantConv.Forward(z)
+	}
+	return m.Decoder.Forward(z)
+}
+
+// DiagonalGaussian is diffusers' DiagonalGaussianDistribution
+// (models/autoencoders/vae.py), the encoder's posterior: independent
+// Gaussians per latent element. All tensors are [N, latent_channels, h, w].
+type DiagonalGaussian struct {
+	Mean   *tensor.Tensor
+	LogVar *tensor.Tensor // clamped to [-30, 20]
+	Std    *tensor.Tensor // exp(0.5·LogVar)
+}
+
+// newDiagonalGaussian splits moments [N, 2C, h, w] along channels into the
+// mean and the log-variance, as torch.chunk(moments, 2, dim=1).
+func newDiagonalGaussian(moments *tensor.Tensor) *DiagonalGaussian {
+	n, c2, h, w := moments.Shape[0], moments.Shape[1], moments.Shape[2], moments.Shape[3]
+	c := c2 / 2
+	d := &DiagonalGaussian{Mean: tensor.New(n, c, h, w), LogVar: tensor.New(n, c, h, w), Std: tensor.New(n, c, h, w)}
+	plane := c * h * w
+	for i := 0; i < n; i++ {
+		copy(d.Mean.Data[i*plane:(i+1)*plane], moments.Data[2*i*plane:(2*i+1)*plane])
+		copy(d.LogVar.Data[i*plane:(i+1)*plane], moments.Data[(2*i+1)*plane:(2*i+2)*plane])
+	}
+	for i, v := range d.LogVar.Data {
+		v = min(max(v, -30), 20)
+		d.LogVar.Data[i] = v
+		d.Std.Data[i] = float32(math.Exp(float64(0.5 * v)))
+	}
+	return d
+}
+
+// Sample returns Mean + Std·noise, a draw from the distribution given
+// standard normal noise of Mean's shape (diffusers draws it with
+// torch.randn from the pipeline's generator). It panics if the shapes
+// differ.
+func (d *DiagonalGaussian) Sample(noise *tensor.Tensor) *tensor.Tensor {
+	if !tensor.SameShape(noise, d.Mean) {
+		panic(fmt.Sprintf("vae: Sample noise %v for a distribution of %v", noise.Shape, d.Mean.Shape))
+	}
+	out := tensor.New(d.Mean.Shape...)
+	for i := range out.Data {
+		// The explicit conversion rounds the product, as torch does,
+		// instead of letting the compiler fuse a multiply-add.
+		out.Data[i] = d.Mean.Data[i] + float32(d.Std.Data[i]*noise.Data[i])
+	}
+	return out
+}
+
+// Mode returns the most likely latents, Mean (diffusers' mode()).
+func (d *DiagonalGaussian) Mode() *tensor.Tensor { return d.Mean }
