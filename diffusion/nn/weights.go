@@ -13,8 +13,10 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -152,23 +154,25 @@ func (w Weights) Strict(ignore func(key string) bool) error {
 // normalisation shifts are 0, normalisation scales are 1, and every other
 // tensor is drawn from N(0, 1/fan_in) with fan_in the product of all but
 // the first dimension (He-style scaling that keeps activations of order 1).
-// It builds randomly initialised models for benchmarks and training.
+// Each tensor's values depend only on the seed and its key, not on the order
+// of loading. It builds randomly initialised models for benchmarks and
+// training.
 type RandomSource struct {
+	seed uint64
 	mu   sync.Mutex
-	rand *rand.Rand
 	keys []string
 }
 
-// NewRandomSource returns a RandomSource seeded deterministically.
+// NewRandomSource returns a RandomSource with the given seed.
 func NewRandomSource(seed uint64) *RandomSource {
-	return &RandomSource{rand: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))}
+	return &RandomSource{seed: seed}
 }
 
 // Load implements Source.
 func (s *RandomSource) Load(name string, shape []int) (*tensor.Tensor, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.keys = append(s.keys, name)
+	s.mu.Unlock()
 	t := tensor.New(shape...)
 	last := name[strings.LastIndexByte(name, '.')+1:]
 	switch {
@@ -183,9 +187,34 @@ func (s *RandomSource) Load(name string, shape []int) (*tensor.Tensor, error) {
 			fanIn *= d
 		}
 		std := 1 / math.Sqrt(float64(max(fanIn, 1)))
-		for i := range t.Data {
-			t.Data[i] = float32(s.rand.NormFloat64() * std)
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		key := h.Sum64()
+		// Fill in fixed 64Ki-value segments, each with its own stream, so
+		// large tensors are generated on every core and the result does not
+		// depend on the core count.
+		const seg = 1 << 16
+		nseg := (len(t.Data) + seg - 1) / seg
+		var wg sync.WaitGroup
+		next := make(chan int, nseg)
+		for i := 0; i < nseg; i++ {
+			next <- i
 		}
+		close(next)
+		for w := 0; w < min(runtime.GOMAXPROCS(0), nseg); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					r := rand.New(rand.NewPCG(s.seed^key, uint64(i)))
+					part := t.Data[i*seg : min((i+1)*seg, len(t.Data))]
+					for j := range part {
+						part[j] = float32(r.NormFloat64() * std)
+					}
+				}
+			}()
+		}
+		wg.Wait()
 	}
 	return t, nil
 }

@@ -167,3 +167,20 @@ func TestRandomNonDivisible(t *testing.T) {
 		}
 	}
 }
+
+var sink *tensor.Tensor
+
+// BenchmarkUNetStep_tiny times one classifier-free-guidance step (batch 2)
+// of the tiny-sd15 reference UNet at its default 16x16 latents.
+func BenchmarkUNetStep_tiny(b *testing.B) {
+	u, err := Load(filepath.Join(refcases.ModelDir(b, "tiny-sd15"), "unet"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := tensor.Full(0.1, 2, 4, 16, 16)
+	ehs := tensor.Full(0.1, 2, 77, 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		sink = u.Forward(x, []float32{500}, ehs)
+	}
+}
