@@ -39,12 +39,15 @@ func OpenComponent(dir, base string) (*FileSource, error) {
 		}
 		var shards []string
 		for _, f := range index.WeightMap {
-			if filepath.Base(f) != f {
+			if filepath.Base(f) != f || f == "." || f == ".." {
 				return nil, fmt.Errorf("%s: shard name %q is not a plain file name", p, f)
 			}
 			if !slices.Contains(shards, f) {
 				shards = append(shards, f)
 			}
+		}
+		if len(shards) == 0 {
+			return nil, fmt.Errorf("%s: weight_map lists no shard files", p)
 		}
 		slices.Sort(shards)
 		for i := range shards {
