@@ -16,6 +16,7 @@ package clip
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ type Tokenizer struct {
 	// (<|endoftext|>).
 	Unk int
 	// MaxLength is the length of EncodePadded's output (model_max_length,
-	// 77 for every Stable Diffusion checkpoint).
+	// 77 for every Stable Diffusion checkpoint); at least 2.
 	MaxLength int
 
 	vocab   map[string]int
@@ -65,13 +66,13 @@ type Tokenizer struct {
 	added   []string
 	addedID []int
 
-	// BPE symbols are interned: symbols[s] is the string of symbol s and
-	// symbolID[s] its vocabulary id (-1 if not in the vocabulary).
-	symbols  []string
-	symbolID []int32
-	byteSym  [256]int32 // symbol of a byte's character
-	lastSym  [256]int32 // symbol of a byte's character + "</w>"
-	merges   map[uint64]bpeMerge
+	// BPE symbols are numbered by their vocabulary id; the byte symbols
+	// that are not in the vocabulary come after it. symbols[s] is the
+	// string of symbol s.
+	symbols []string
+	byteSym [256]int32 // symbol of a byte's character
+	lastSym [256]int32 // symbol of a byte's character + "</w>"
+	merges  map[uint64]bpeMerge
 
 	byteDecoder map[rune]byte // inverse of bytesToUnicode
 
@@ -114,39 +115,27 @@ func bytesToUnicode() [256]rune {
 // and every merge's two symbols and result must be in vocab. vocab is
 // copied; a merge listed twice takes its last rank, as in Python's dict.
 func NewTokenizer(vocab map[string]int, merges [][2]string, padToken string) (*Tokenizer, error) {
-	for i, m := range merges {
-		if err := checkMerge(vocab, m); err != nil {
-			return nil, fmt.Errorf("clip: merge %d: %w", i, err)
-		}
-	}
 	spec := specialTokens{bos: startOfText, eos: endOfText, unk: endOfText, pad: padToken, maxLength: MaxLength}
 	if spec.pad == "" {
 		spec.pad = endOfText
 	}
-	t, err := newTokenizer(cloneVocab(vocab), merges, spec)
+	t, err := newTokenizer(maps.Clone(vocab), merges, spec)
 	if err != nil {
 		return nil, fmt.Errorf("clip: %w", err)
 	}
 	return t, nil
 }
 
-func cloneVocab(v map[string]int) map[string]int {
-	c := make(map[string]int, len(v))
-	for k, id := range v {
-		c[k] = id
-	}
-	return c
+// mergeError reports a merge whose symbols or result are not in the
+// vocabulary.
+type mergeError struct {
+	index   int // in the merges list
+	a, b    string
+	missing string
 }
 
-// checkMerge returns an error unless both symbols of m and their
-// concatenation are in vocab.
-func checkMerge(vocab map[string]int, m [2]string) error {
-	for _, s := range [...]string{m[0], m[1], m[0] + m[1]} {
-		if _, ok := vocab[s]; !ok {
-			return fmt.Errorf("merge %q %q: %q is not in the vocabulary", m[0], m[1], s)
-		}
-	}
-	return nil
+func (e *mergeError) Error() string {
+	return fmt.Sprintf("merge %d %q %q: %q is not in the vocabulary", e.index, e.a, e.b, e.missing)
 }
 
 // specialTokens is what tokenizer_config.json and special_tokens_map.json
@@ -157,8 +146,8 @@ type specialTokens struct {
 	maxLength          int
 }
 
-// newTokenizer builds the tokenizer; it takes ownership of vocab and
-// expects merges to have passed checkMerge.
+// newTokenizer builds the tokenizer; it takes ownership of vocab. An
+// invalid merge gives a *mergeError.
 func newTokenizer(vocab map[string]int, merges [][2]string, spec specialTokens) (*Tokenizer, error) {
 	if len(vocab) == 0 {
 		return nil, fmt.Errorf("empty vocabulary")
@@ -205,30 +194,42 @@ func newTokenizer(vocab map[string]int, merges [][2]string, spec specialTokens) 
 		t.addAdded(tok, id)
 	}
 
-	// Intern the base symbols, then every merge's operands and result.
-	index := make(map[string]int32, 2*len(merges)+512)
-	intern := func(s string) int32 {
-		if id, ok := index[s]; ok {
-			return id
+	// Symbols are vocabulary ids, plus the byte symbols missing from the
+	// vocabulary (a small hand-made vocabulary need not have them all).
+	t.symbols = t.decoder
+	symbol := func(s string) int32 {
+		if id, ok := vocab[s]; ok {
+			return int32(id)
 		}
-		id := int32(len(t.symbols))
-		index[s] = id
+		if len(t.symbols) == len(t.decoder) {
+			t.symbols = slices.Clip(t.symbols) // append to a copy
+		}
 		t.symbols = append(t.symbols, s)
-		vid := int32(-1)
-		if v, ok := vocab[s]; ok {
-			vid = int32(v)
-		}
-		t.symbolID = append(t.symbolID, vid)
-		return id
+		return int32(len(t.symbols) - 1)
 	}
 	for b, r := range bytesToUnicode() {
 		t.byteDecoder[r] = byte(b)
-		t.byteSym[b] = intern(string(r))
-		t.lastSym[b] = intern(string(r) + endOfWord)
+		t.byteSym[b] = symbol(string(r))
+		t.lastSym[b] = symbol(string(r) + endOfWord)
 	}
+	var buf []byte
 	for rank, m := range merges {
-		a, b := intern(m[0]), intern(m[1])
-		t.merges[pairKey(a, b)] = bpeMerge{rank: int32(rank), result: intern(m[0] + m[1])}
+		buf = append(append(buf[:0], m[0]...), m[1]...)
+		a, okA := vocab[m[0]]
+		b, okB := vocab[m[1]]
+		ab, okAB := vocab[string(buf)]
+		if !okA || !okB || !okAB {
+			missing := m[0]
+			if okA {
+				missing = m[1]
+				if okB {
+					missing = string(buf)
+				}
+			}
+			return nil, &mergeError{index: rank, a: m[0], b: m[1], missing: missing}
+		}
+		// A merge listed twice keeps its last rank, as in Python's dict.
+		t.merges[pairKey(int32(a), int32(b))] = bpeMerge{rank: int32(rank), result: int32(ab)}
 	}
 	return t, nil
 }
@@ -362,9 +363,9 @@ func (t *Tokenizer) eachPlain(text string, emit func(id int, tok string)) {
 				return
 			}
 			for _, s := range t.bpe(piece) {
-				id := int(t.symbolID[s])
-				if id < 0 {
-					id = t.Unk
+				id := int(s)
+				if id >= len(t.decoder) {
+					id = t.Unk // a byte symbol missing from the vocabulary
 				}
 				emit(id, t.symbols[s])
 			}

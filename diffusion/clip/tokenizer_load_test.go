@@ -1,6 +1,8 @@
 package clip
 
 import (
+	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,22 +78,26 @@ func TestLoadTokenizerConfig(t *testing.T) {
 }
 
 func TestLoadTokenizerMerges(t *testing.T) {
-	// The first line is skipped whatever it holds, blank lines at the ends
-	// and \r\n line ends are fine.
-	tok, err := LoadTokenizer(tinyDir(t, map[string]string{"merges.txt": "\n\nc a\r\nca t</w>\r\n\n"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := tok.Tokenize("cat"); !slices.Equal(got, []string{"ca", "t</w>"}) {
-		t.Errorf("Tokenize(cat) = %q with merge \"c a\" as the header line", got)
-	}
-	// A file with only the header has no merges.
-	tok, err = LoadTokenizer(tinyDir(t, map[string]string{"merges.txt": "#version: 0.2\n"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := tok.Tokenize("cat"); !slices.Equal(got, []string{"c", "a", "t</w>"}) {
-		t.Errorf("Tokenize(cat) = %q without merges", got)
+	for _, tc := range []struct {
+		name, merges string
+		want         []string // Tokenize("cat")
+	}{
+		{"fixture", "#version: 0.2\nc a\nca t</w>\n", []string{"cat</w>"}},
+		{"CRLF and blank lines at the ends", "\n\n#version: 0.2\r\nc a\r\nca t</w>\r\n\n", []string{"cat</w>"}},
+		// As in CLIPTokenizer, the first line is skipped whatever it holds.
+		{"no header", "c a\nca t</w>\n", []string{"c", "a", "t</w>"}},
+		{"header only", "#version: 0.2\n", []string{"c", "a", "t</w>"}},
+		{"empty", "\n", []string{"c", "a", "t</w>"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := LoadTokenizer(tinyDir(t, map[string]string{"merges.txt": tc.merges}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tok.Tokenize("cat"); !slices.Equal(got, tc.want) {
+				t.Errorf("Tokenize(cat) = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -113,8 +119,8 @@ func TestLoadTokenizerErrors(t *testing.T) {
 		{"merge line with one field", map[string]string{"merges.txt": "#version: 0.2\nc a\nca\n"}, []string{"merges.txt line 3", "two space-separated symbols"}},
 		{"merge line with three fields", map[string]string{"merges.txt": "#version: 0.2\nc a t\n"}, []string{"merges.txt line 2"}},
 		{"blank merge line", map[string]string{"merges.txt": "#version: 0.2\nc a\n\nd o\n"}, []string{"merges.txt line 3"}},
-		{"merge symbol not in vocab", map[string]string{"merges.txt": "#version: 0.2\nc a\nx y\n"}, []string{"merges.txt line 3", `"x" is not in the vocabulary`}},
-		{"merge result not in vocab", map[string]string{"merges.txt": "#version: 0.2\na a\n"}, []string{"merges.txt line 2", `"aa" is not in the vocabulary`}},
+		{"merge symbol not in vocab", map[string]string{"merges.txt": "#version: 0.2\nc a\nx y\n"}, []string{"merges.txt line 3", `"x" "y": "x" is not in vocab.json`}},
+		{"merge result not in vocab", map[string]string{"merges.txt": "#version: 0.2\na a\n"}, []string{"merges.txt line 2", `"aa" is not in vocab.json`}},
 		{"pad not in vocab", map[string]string{"special_tokens_map.json": `{"pad_token": "<pad>"}`}, []string{"pad token", `"<pad>"`, "not in the vocabulary"}},
 		{"bos not in vocab", map[string]string{"special_tokens_map.json": `{"bos_token": {"content": "<s>"}}`}, []string{"bos token", `"<s>"`}},
 		{"pad neither string nor object", map[string]string{"special_tokens_map.json": `{"pad_token": 3}`}, []string{"special_tokens_map.json", "pad_token"}},
@@ -161,7 +167,7 @@ func TestNewTokenizerErrors(t *testing.T) {
 		pad    string
 		want   string
 	}{
-		{"merge part missing", [][2]string{{"a", "b"}, {"a", "c"}}, "", `clip: merge 1: merge "a" "c": "c" is not in the vocabulary`},
+		{"merge part missing", [][2]string{{"a", "b"}, {"a", "c"}}, "", `clip: merge 1 "a" "c": "c" is not in the vocabulary`},
 		{"merge result missing", [][2]string{{"b", "a"}}, "", `"ba" is not in the vocabulary`},
 		{"pad missing", nil, "<pad>", `clip: pad token "<pad>" is not in the vocabulary`},
 	} {
@@ -177,5 +183,98 @@ func TestNewTokenizerErrors(t *testing.T) {
 	vocab["a"] = 99
 	if got := tok.vocab["a"]; got != 0 {
 		t.Errorf("the tokenizer sees the caller's change of the vocabulary: id of \"a\" = %d", got)
+	}
+}
+
+// TestParseVocab checks the fast vocab.json parser against encoding/json:
+// it must give the same map or decline.
+func TestParseVocab(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		fast bool // whether parseVocab takes it
+	}{
+		{`{}`, true},
+		{` { } `, true},
+		{`{"a": 0, "b":1 ,"c" : 2}`, true},
+		{"{\n  \"a\": 0,\n\t\"\\u00e9\\\"\\\\\": 1\r\n}\n", true},
+		{`{"\ud83d\ude00": 7}`, true},
+		{`{"a": 0, "a": 1}`, true},
+		{`{"é": 12345}`, true},
+		{`{"a": -1}`, false},
+		{`{"a": 1.5}`, false},
+		{`{"a": 1e3}`, false},
+		{`{"a": 01}`, false},
+		{`{"a": 12345678901}`, false},
+		{`{"a": "1"}`, false},
+		{`{"a": 0,}`, false},
+		{`{"a": 0} x`, false},
+		{`{"a" 0}`, false},
+		{`{"a": 0`, false},
+		{"{\"a\xff\": 0}", false},
+		{"{\"a\nb\": 0}", false},
+		{`[1]`, false},
+		{`null`, false},
+		{``, false},
+	} {
+		got, ok := parseVocab(tc.data)
+		if ok != tc.fast {
+			t.Errorf("parseVocab(%q) ok = %v, want %v", tc.data, ok, tc.fast)
+		}
+		if !ok {
+			continue
+		}
+		var want map[string]int
+		if err := json.Unmarshal([]byte(tc.data), &want); err != nil {
+			t.Errorf("parseVocab took %q, which encoding/json rejects: %v", tc.data, err)
+			continue
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("parseVocab(%q) = %v, encoding/json %v", tc.data, got, want)
+		}
+	}
+}
+
+// FuzzParseVocab checks that whatever parseVocab takes, encoding/json
+// reads the same way.
+func FuzzParseVocab(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a": 0, "b": 1}`, `{"\u00e9": 3}`, `{"a": 1.5}`, `[1]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		got, ok := parseVocab(data)
+		if !ok {
+			return
+		}
+		var want map[string]int
+		if err := json.Unmarshal([]byte(data), &want); err != nil {
+			t.Fatalf("parseVocab took %q, which encoding/json rejects: %v", data, err)
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("parseVocab(%q) = %v, encoding/json %v", data, got, want)
+		}
+	})
+}
+
+// TestLoadTokenizerMergeLimit checks that, as in CLIPTokenizer, at most
+// 48894 merges are read: here the same merge repeated, whose rank is that of
+// its last occurrence.
+func TestLoadTokenizerMergeLimit(t *testing.T) {
+	merges := "#version: 0.2\n" + strings.Repeat("c a\n", maxFileMerges+10)
+	tok, err := LoadTokenizer(tinyDir(t, map[string]string{"merges.txt": merges}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok.merges) != 1 {
+		t.Fatalf("%d merges, want 1", len(tok.merges))
+	}
+	for _, m := range tok.merges {
+		if m.rank != maxFileMerges-1 {
+			t.Errorf("rank %d, want %d", m.rank, maxFileMerges-1)
+		}
+	}
+	// Lines past the limit are not even read.
+	tok, err = LoadTokenizer(tinyDir(t, map[string]string{"merges.txt": merges + "not a merge line\n"}))
+	if err != nil {
+		t.Fatalf("a bad line past the limit: %v", err)
 	}
 }

@@ -20,20 +20,30 @@ import (
 	"testing"
 )
 
-// refsDir returns the reference data folder: $PIGMENT_REFS, else
-// ../shared/refs beside the module root (the nearest directory above the
-// working directory holding go.mod). It skips the test if there is none.
+// refsDir returns the reference data folder (see findRefs), skipping the
+// test with a clear message if there is none.
 func refsDir(t testing.TB) string {
 	t.Helper()
+	dir, why := findRefs()
+	if dir == "" {
+		t.Skipf("reference data not found: %s; skipping", why)
+	}
+	return dir
+}
+
+// findRefs locates the reference data: $PIGMENT_REFS, else ../shared/refs
+// beside the module root (the nearest directory at or above the working
+// directory holding go.mod). It returns "" and the reason if there is none.
+func findRefs() (dir, why string) {
 	if d := os.Getenv("PIGMENT_REFS"); d != "" {
 		if st, err := os.Stat(d); err != nil || !st.IsDir() {
-			t.Skipf("reference data not found: $PIGMENT_REFS=%s is not a directory; skipping", d)
+			return "", "$PIGMENT_REFS=" + d + " is not a directory"
 		}
-		return d
+		return d, ""
 	}
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Skipf("reference data not found: %v; skipping", err)
+		return "", err.Error()
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
@@ -41,15 +51,15 @@ func refsDir(t testing.TB) string {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("reference data not found: no go.mod above the working directory and $PIGMENT_REFS unset; skipping")
+			return "", "no go.mod above the working directory and $PIGMENT_REFS unset"
 		}
 		dir = parent
 	}
 	refs := filepath.Join(filepath.Dir(dir), "shared", "refs")
 	if st, err := os.Stat(refs); err != nil || !st.IsDir() {
-		t.Skipf("reference data not found: %s does not exist (set $PIGMENT_REFS); skipping", refs)
+		return "", refs + " does not exist (set $PIGMENT_REFS to its location)"
 	}
-	return refs
+	return refs, ""
 }
 
 // tokenizerCase is a case of kind "tokenizer" in cases.json.
@@ -170,4 +180,45 @@ func testTokenizerGolden(t *testing.T, pipeline string, pad int) {
 		}
 	}
 	t.Logf("%s: %d/%d tokenizer cases match", pipeline, passed, len(cases))
+}
+
+// Benchmark sinks.
+var (
+	tokenizerSink *Tokenizer
+	idsSink       []int
+)
+
+// BenchmarkLoadTokenizer loads CLIP's 49408-token vocabulary and 48894
+// merges.
+func BenchmarkLoadTokenizer(b *testing.B) {
+	dir := filepath.Join(refsDir(b), "tiny-sd15", "tokenizer")
+	b.ReportAllocs()
+	for b.Loop() {
+		tok, err := LoadTokenizer(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokenizerSink = tok
+	}
+}
+
+const benchPrompt = "astronaut riding a horse, highly detailed, digital painting, artstation, concept art, smooth, sharp focus, illustration"
+
+func BenchmarkEncodePadded_Cached(b *testing.B) { benchEncodePadded(b, benchPrompt, false) }
+func BenchmarkEncodePadded_Cold(b *testing.B)   { benchEncodePadded(b, benchPrompt, true) }
+
+// benchEncodePadded tokenizes prompt with CLIP's vocabulary, with the BPE
+// cache warm or emptied before every call.
+func benchEncodePadded(b *testing.B, prompt string, cold bool) {
+	tok, _ := loadRefTokenizer(b, "tiny-sd15")
+	b.SetBytes(int64(len(prompt)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if cold {
+			tok.mu.Lock()
+			clear(tok.cache)
+			tok.mu.Unlock()
+		}
+		idsSink, _ = tok.EncodePadded(prompt)
+	}
 }

@@ -1,3 +1,28 @@
+// Package safetensors reads and writes the safetensors tensor file format
+// (https://github.com/huggingface/safetensors), in which Stable Diffusion
+// weights are distributed.
+//
+// A file is an 8-byte little-endian header length N, N bytes of JSON
+// header, then the data region:
+//
+//	{"__metadata__": {"format": "pt"},
+//	 "conv_in.weight": {"dtype": "F32", "shape": [320, 4, 3, 3], "data_offsets": [0, 46080]},
+//	 ...}
+//
+// with data_offsets [begin, end) relative to the start of the data region
+// and tensors stored row-major, little-endian.
+//
+// Open validates the whole header up front, so that a File never hands out
+// a span outside the file or one that disagrees with its shape. Every
+// format problem is reported as an *Error naming the file and the tensor
+// key and wrapping a sentinel error such as ErrTruncated. Nothing is allocated
+// from numbers in the header before they have been checked against the
+// real file size. Tensors are converted to float32 on request (Float32,
+// Tensor); F16 and BF16 conversions are exact, including subnormals,
+// infinities and NaN.
+//
+// Write and WriteFile produce deterministic files laid out as the
+// reference implementation lays them out.
 package safetensors
 
 import (

@@ -60,6 +60,7 @@ type Error struct {
 	Detail string // what exactly is wrong
 }
 
+// Error implements error: "safetensors: <path>: tensor \"<key>\": <sentinel>: <detail>".
 func (e *Error) Error() string {
 	var b bytes.Buffer
 	b.WriteString("safetensors: ")

@@ -18,21 +18,12 @@ import (
 	"github.com/pigment-ai/pigment/internal/refcases"
 )
 
-func refsRoot(t *testing.T) string {
-	t.Helper()
-	root, ok := refcases.Root()
-	if !ok {
-		t.Skipf("../shared/refs not found: %q does not exist (set $%s to the reference data)", root, refcases.EnvVar)
-	}
-	return root
-}
-
 // TestRefFiles reads every .safetensors file of the reference data with
 // each way of opening it and checks what the reference README promises:
 // contiguous data with no holes, tensors in name order, all values finite,
 // "format": "pt" metadata.
 func TestRefFiles(t *testing.T) {
-	root := refsRoot(t)
+	root := refcases.RootDir(t)
 	var paths []string
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasSuffix(path, ".safetensors") {
@@ -161,7 +152,7 @@ func TestRefFP16(t *testing.T) {
 // byte: the header layout (key order, compact JSON, space padding) and
 // F32/F16 data encoding match the reference writer's.
 func TestRefRewrite(t *testing.T) {
-	root := refsRoot(t)
+	root := refcases.RootDir(t)
 	for _, rel := range []string{
 		"cases/rng/cases.safetensors",
 		"tiny-sd15-fp16/unet/diffusion_pytorch_model.safetensors",

@@ -71,12 +71,26 @@ func isDir(path string) bool {
 	return err == nil && st.IsDir()
 }
 
-// skipMessage explains why a test is skipped for want of reference data.
+// skipMessage explains why a test is skipped for want of dir, the
+// reference folder or a folder in it.
 func skipMessage(what, dir string) string {
-	if dir == "" {
-		return fmt.Sprintf("reference data not found: no go.mod above the working directory and $%s unset; skipping (%s)", EnvVar, what)
+	switch {
+	case os.Getenv(EnvVar) != "":
+		return fmt.Sprintf("reference data not found: %s does not exist ($%s=%s); skipping %s", dir, EnvVar, os.Getenv(EnvVar), what)
+	case dir == "":
+		return fmt.Sprintf("../shared/refs not found: no go.mod above the working directory and $%s unset; skipping %s", EnvVar, what)
 	}
-	return fmt.Sprintf("reference data not found: %s does not exist (set $%s or provide ../shared/refs next to the module root); skipping (%s)", dir, EnvVar, what)
+	return fmt.Sprintf("../shared/refs not found: %s does not exist (set $%s to use another folder); skipping %s", dir, EnvVar, what)
+}
+
+// RootDir returns Root's folder, skipping the test if it does not exist.
+func RootDir(t testing.TB) string {
+	t.Helper()
+	root, ok := Root()
+	if !ok {
+		t.Skip(skipMessage("reference tests", root))
+	}
+	return root
 }
 
 // ModelDir returns the folder of the named reference pipeline, e.g.
@@ -85,11 +99,7 @@ func skipMessage(what, dir string) string {
 // reference data or that pipeline is absent.
 func ModelDir(t testing.TB, name string) string {
 	t.Helper()
-	root, ok := Root()
-	if !ok {
-		t.Skip(skipMessage("model "+name, root))
-	}
-	dir := filepath.Join(root, name)
+	dir := filepath.Join(RootDir(t), name)
 	if !isDir(dir) {
 		t.Skip(skipMessage("model "+name, dir))
 	}
@@ -126,11 +136,7 @@ type Case struct {
 // read. The tensor file is closed by t.Cleanup.
 func Open(t testing.TB, pipeline string) *Set {
 	t.Helper()
-	root, ok := Root()
-	if !ok {
-		t.Skip(skipMessage("cases "+pipeline, root))
-	}
-	dir := filepath.Join(root, "cases", pipeline)
+	dir := filepath.Join(RootDir(t), "cases", pipeline)
 	if !isDir(dir) {
 		t.Skip(skipMessage("cases "+pipeline, dir))
 	}

@@ -210,7 +210,10 @@ func TestNonFinite(t *testing.T) {
 	if v["s"] != `NaN "Infinity" \` || v["t"] != "-Infinity" {
 		t.Errorf("strings decoded as %q, %q", v["s"], v["t"])
 	}
+}
 
+// TestNonFiniteCase reads the -Infinity of a real case.
+func TestNonFiniteCase(t *testing.T) {
 	s := Open(t, "tiny-sd15")
 	c := s.Case(t, "scheduler/dpmpp_2m/set_timesteps/N4")
 	cfg := c.Value(t, "params", "effective_config").(map[string]any)
