@@ -33,6 +33,8 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./diffusion/safetensors/
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenizer$$' -fuzztime $(FUZZTIME) ./diffusion/clip/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./diffusion/imageio/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadPNGText$$' -fuzztime $(FUZZTIME) ./diffusion/imageio/
 
 # Micro-benchmarks (testing.B) and the SD 1.5-size UNet forward pass.
 bench: build

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pigment-ai/pigment/diffusion/clip"
+	"github.com/pigment-ai/pigment/diffusion/sampling"
 	"github.com/pigment-ai/pigment/diffusion/unet"
 	"github.com/pigment-ai/pigment/diffusion/vae"
 )
@@ -28,9 +29,9 @@ type Model struct {
 	TextEncoder *clip.TextModel
 	UNet        *unet.UNet2DConditionModel
 	VAE         *vae.AutoencoderKL
-	// SchedulerConfig is scheduler/scheduler_config.json as stored; the
-	// samplers read what they need from it.
-	SchedulerConfig json.RawMessage
+	// Scheduler is scheduler/scheduler_config.json; each sampler reads the
+	// keys its diffusers class knows from it (sampling.New).
+	Scheduler sampling.Config
 }
 
 // componentClasses are the model_index.json entries Pigment can run.
@@ -109,11 +110,15 @@ func LoadModel(dir string) (*Model, error) {
 		return nil, err
 	}
 	schedPath := filepath.Join(dir, "scheduler", "scheduler_config.json")
-	if m.SchedulerConfig, err = os.ReadFile(schedPath); err != nil {
+	b, err := os.ReadFile(schedPath)
+	if err != nil {
 		return nil, err
 	}
-	if !json.Valid(m.SchedulerConfig) {
-		return nil, fmt.Errorf("%s: not valid JSON", schedPath)
+	if m.Scheduler, err = sampling.ParseConfig(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", schedPath, err)
+	}
+	if _, err := sampling.DefaultKind(m.Scheduler); err != nil {
+		return nil, fmt.Errorf("%s: %w", schedPath, err)
 	}
 	if got, want := m.TextEncoder.Config().HiddenSize, m.UNet.Config.CrossAttentionDim[0]; got != want {
 		return nil, fmt.Errorf("%s: text encoder hidden_size %d does not match the UNet's cross_attention_dim %d", dir, got, want)

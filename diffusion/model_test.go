@@ -62,8 +62,8 @@ func TestLoadModelReference(t *testing.T) {
 			if m.Tokenizer.BOS != 49406 || m.Tokenizer.EOS != 49407 {
 				t.Errorf("Tokenizer BOS/EOS = %d/%d, want 49406/49407", m.Tokenizer.BOS, m.Tokenizer.EOS)
 			}
-			if !json.Valid(m.SchedulerConfig) || !strings.Contains(string(m.SchedulerConfig), "_class_name") {
-				t.Errorf("SchedulerConfig = %.80q…, want scheduler_config.json", m.SchedulerConfig)
+			if want := map[string]string{"tiny-sd15": "PNDMScheduler", "tiny-sd15-fp16": "PNDMScheduler", "tiny-sd2v": "DDIMScheduler"}[tt.pipeline]; m.Scheduler.ClassName != want {
+				t.Errorf("Scheduler.ClassName = %q, want %q", m.Scheduler.ClassName, want)
 			}
 
 			// Cross-check with what the reference pipeline reported.

@@ -28,6 +28,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"generate": {"generate images from a prompt (txt2img, or img2img with --init-image)", runGenerate},
 	"tokenize": {"print the CLIP token ids of a prompt as a JSON array", runTokenize},
 	"bench":    {"measure the engine's speed (bench unet|vae|text)", runBench},
 }
