@@ -276,3 +276,26 @@ func equal(a, b []float32) bool {
 	}
 	return true
 }
+
+func TestExpf(t *testing.T) {
+	worst := 0.0
+	for x := float32(-87); x <= 88; x += 0.000731 {
+		want := math.Exp(float64(x))
+		got := float64(expf(x))
+		if rel := math.Abs(got-want) / want; rel > worst {
+			worst = rel
+		}
+	}
+	// 2 ulp of float32 is about 2.4e-7 relative.
+	if worst > 2.4e-7 {
+		t.Fatalf("expf max relative error %g", worst)
+	}
+	for _, c := range []struct{ in, want float32 }{{-100, 0}, {0, 1}, {float32(math.Inf(-1)), 0}} {
+		if got := expf(c.in); got != c.want {
+			t.Errorf("expf(%g) = %g, want %g", c.in, got, c.want)
+		}
+	}
+	if got := expf(100); !math.IsInf(float64(got), 1) {
+		t.Errorf("expf(100) = %g, want +Inf", got)
+	}
+}

@@ -27,13 +27,26 @@ func softmaxRow(row []float32) {
 		clear(row)
 		return
 	}
-	var sum float64
-	for i, v := range row {
-		e := float32(math.Exp(float64(v - m)))
-		row[i] = e
-		sum += float64(e)
+	// Four partial sums: shorter dependency chains, and a summation order
+	// closer to a vectorised float32 reduction than one running sum.
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(row); i += 4 {
+		r := row[i : i+4 : i+4]
+		r[0] = expf(r[0] - m)
+		r[1] = expf(r[1] - m)
+		r[2] = expf(r[2] - m)
+		r[3] = expf(r[3] - m)
+		s0 += r[0]
+		s1 += r[1]
+		s2 += r[2]
+		s3 += r[3]
 	}
-	inv := float32(1 / sum)
+	for ; i < len(row); i++ {
+		row[i] = expf(row[i] - m)
+		s0 += row[i]
+	}
+	inv := 1 / ((s0 + s1) + (s2 + s3))
 	for i := range row {
 		row[i] *= inv
 	}
