@@ -41,7 +41,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed passes to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pigment bench unet [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).")
-		fs.PrintDefaults()
+		printDefaults(fs, stderr)
 	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {

@@ -89,7 +89,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	quiet := fs.Bool("quiet", false, "no progress output")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pigment generate --model DIR --prompt TEXT [flags]")
-		fs.PrintDefaults()
+		printDefaults(fs, stderr)
 	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {

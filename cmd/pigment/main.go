@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -96,24 +97,39 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'pigment <command> -h' for the flags of a command.")
 }
 
-// newFlagSet returns a FlagSet that reports errors instead of exiting.
+// newFlagSet returns a FlagSet that reports errors instead of exiting and
+// prints nothing itself: a bad flag becomes one error line (see
+// parseFlags), and -h prints the command's Usage.
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("pigment "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	return fs
+}
+
+// printDefaults writes the flag list of fs to w.
+func printDefaults(fs *flag.FlagSet, w io.Writer) {
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // parseFlags parses args allowing flags after positional arguments
 // ("pigment tokenize TEXT --model DIR"), returning the positional ones.
 // Everything after a literal "--" is positional.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	// The flag package calls Usage on every error; print it only for -h.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				usage()
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			// The flag package names flags with one dash; the docs use two.
+			return nil, usageError{strings.Replace(err.Error(), "flag -", "flag --", 1)}
 		}
 		rest := fs.Args()
 		// flag.Parse drops a "--" it stops at; detect it by length.

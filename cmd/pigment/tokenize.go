@@ -19,7 +19,7 @@ func runTokenize(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	model := fs.String("model", "", "diffusers model directory (its tokenizer/ folder is used)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pigment tokenize --model DIR TEXT")
-		fs.PrintDefaults()
+		printDefaults(fs, stderr)
 	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {
