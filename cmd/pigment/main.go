@@ -29,6 +29,9 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"serve":    {"run the whole service in one process: embedded NATS, gateway and workers", runServe},
+	"gateway":  {"run the HTTP gateway against a NATS cluster", runGateway},
+	"worker":   {"run workers against a NATS cluster", runWorker},
 	"generate": {"generate images from a prompt (txt2img, or img2img with --init-image)", runGenerate},
 	"tokenize": {"print the CLIP token ids of a prompt as a JSON array", runTokenize},
 	"bench":    {"measure the engine's speed (bench unet|vae|text)", runBench},
