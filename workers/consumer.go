@@ -32,16 +32,16 @@ func (w *Worker) consumers(ctx context.Context) ([]jetstream.Consumer, error) {
 //
 // It asks each queue in priority order for a message that is already
 // waiting (FetchNoWait), so a queued high-priority job always goes before
-// normal and low ones. When all are empty it blocks on one queue for up to
-// PollWait, taking the queues in turn. JetStream has no pull request that
-// spans consumers, and waiting on all three at once could deliver up to
-// three jobs to a worker that can run one, the extra ones sitting unacked
-// while it is busy. The trade-off: a job arriving on an idle system starts
-// at once if it lands on the queue being waited on and within PollWait
-// otherwise, and an idle worker sends the server about four small
-// requests per PollWait. A busy worker fetches nothing, and never holds
-// more than the one message it is running.
-func (w *Worker) next(ctx context.Context, cons []jetstream.Consumer) (jetstream.Msg, error) {
+// normal and low ones. When all are empty it waits for a wake-up: a plain
+// NATS subscription on jobs.* (see wakeups) sees every job the moment it is
+// published, so an idle worker starts a new job with no polling delay. The
+// wait also ends after PollWait, so redelivered jobs (an expired ack wait
+// publishes nothing) are picked up within PollWait. JetStream has no pull
+// request spanning consumers, and waiting on all three with blocking pulls
+// could deliver three jobs to a worker that can run one, the extra ones
+// sitting unacked while it is busy; a busy worker fetches nothing and
+// never holds more than the one message it is running.
+func (w *Worker) next(ctx context.Context, cons []jetstream.Consumer, wake <-chan struct{}) (jetstream.Msg, error) {
 	for _, c := range cons {
 		msg, err := fetchOne(c, 0)
 		if msg != nil || err != nil {
@@ -51,9 +51,31 @@ func (w *Worker) next(ctx context.Context, cons []jetstream.Consumer) (jetstream
 			return nil, nil
 		}
 	}
-	c := cons[w.rr%len(cons)]
-	w.rr++
-	return fetchOne(c, w.cfg.PollWait)
+	t := time.NewTimer(w.cfg.PollWait)
+	defer t.Stop()
+	select {
+	case <-wake:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, nil
+}
+
+// wakeups subscribes to every JOBS subject with a core NATS subscription
+// (published jobs reach core subscribers as well as the stream) and signals
+// the returned channel, coalescing bursts, whenever one is published.
+func (w *Worker) wakeups() (<-chan struct{}, func(), error) {
+	wake := make(chan struct{}, 1)
+	sub, err := w.b.NC.Subscribe("jobs.*", func(*nats.Msg) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("workers: subscribe jobs.*: %w", err)
+	}
+	return wake, func() { _ = sub.Unsubscribe() }, nil
 }
 
 // fetchOne pulls at most one message from c: one already waiting when

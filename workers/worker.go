@@ -64,8 +64,9 @@ type Config struct {
 	// Models, if set, is a model cache shared with other Workers of this
 	// process, so each model is loaded once.
 	Models *ModelCache
-	// PollWait is how long one blocking fetch waits for a job when every
-	// queue is empty (200ms); see Worker.next for the trade-off.
+	// PollWait bounds how long an idle worker waits for a wake-up before
+	// asking the queues again (1s); it is the pickup delay of redelivered
+	// jobs. New jobs wake idle workers at once; see Worker.next.
 	PollWait time.Duration
 	// ShutdownGrace is how long Run lets the running job finish after its
 	// context is done (30s); after that the job is released to another
@@ -89,7 +90,7 @@ type Config struct {
 const (
 	DefaultMaxAttempts     = 3
 	DefaultModelCacheBytes = 8 << 30
-	DefaultPollWait        = 200 * time.Millisecond
+	DefaultPollWait        = time.Second
 	DefaultShutdownGrace   = 30 * time.Second
 	DefaultRetryDelay      = 2 * time.Second
 	DefaultModelRefresh    = 30 * time.Second
@@ -216,13 +217,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	wake, unsubscribe, err := w.wakeups()
+	if err != nil {
+		return err
+	}
+	defer unsubscribe()
 	var bg sync.WaitGroup
 	bg.Go(func() { w.publishModels(ctx) })
 	defer bg.Wait()
 
 	w.log.Info("worker started", "models_dir", w.cfg.ModelsDir)
 	for failures := 0; ctx.Err() == nil; {
-		msg, err := w.next(ctx, cons)
+		msg, err := w.next(ctx, cons, wake)
 		if err != nil {
 			if w.b.NC.IsClosed() {
 				return fmt.Errorf("workers: %w", err)

@@ -40,15 +40,35 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 1, "seed of the random weights")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed passes to this file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pigment bench unet [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).")
+		fmt.Fprintln(stderr, "usage: pigment bench unet|load [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).\nload: submit --jobs jobs to a running gateway (--url) and report throughput and queue latency.")
 		printDefaults(fs, stderr)
 	}
+	url := fs.String("url", "http://127.0.0.1:8080", "load: the gateway to load")
+	jobs := fs.Int("jobs", 1000, "load: jobs in the burst")
+	concurrency := fs.Int("concurrency", 16, "load: concurrent submitting clients")
+	serial := fs.Int("serial", 50, "load: jobs submitted one at a time after the burst, to measure queue overhead")
+	body := fs.String("body", `{"prompt": "a red star", "steps": 1}`, "load: the JSON body of every job")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || pos[0] != "unet" {
-		return usagef("want one benchmark name: unet (got %q)", pos)
+	if len(pos) != 1 || (pos[0] != "unet" && pos[0] != "load") {
+		return usagef("want one benchmark name: unet or load (got %q)", pos)
+	}
+	if pos[0] == "load" {
+		if *jobs < 1 || *concurrency < 1 || *serial < 0 {
+			return usagef("--jobs and --concurrency must be positive, --serial not negative")
+		}
+		res, err := benchLoad(ctx, *url, *body, *jobs, *concurrency, *serial, stderr)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(res)
+		}
+		fmt.Fprintf(stdout, "%d jobs: submit %.0f jobs/s; queue wait p50 %.0f ms p99 %.0f ms; end to end %.1f jobs/s; overhead (idle workers) p50 %.1f ms p99 %.1f ms; run p50 %.0f ms; %d failed\n",
+			res.Jobs, res.SubmitPerSecond, res.QueueWaitP50Ms, res.QueueWaitP99Ms, res.EndToEndPerSec, res.OverheadP50Ms, res.OverheadP99Ms, res.RunP50Ms, res.Failed)
+		return nil
 	}
 	switch {
 	case *width <= 0 || *width%8 != 0:
