@@ -5,12 +5,18 @@ PKGS     ?= ./...
 # Service packages run under the race detector (they are concurrent code).
 RACE_PKGS = $(shell $(GO) list ./gateway/... ./workers/... ./assets/... 2>/dev/null)
 
-.PHONY: all build test test-short race fuzz bench bench-unet vet fmt clean
+.PHONY: all build run test test-short race fuzz bench bench-unet bench-load vet fmt clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/pigment
+
+# The whole service on 127.0.0.1:8080: embedded NATS JetStream (data in
+# ./pigment-data), the gateway and one worker serving the models in ./models.
+run: build
+	mkdir -p models
+	$(BIN) serve --addr 127.0.0.1:8080 --data-dir pigment-data --models-dir models --workers 1
 
 vet:
 	$(GO) vet $(PKGS)
@@ -40,6 +46,10 @@ fuzz:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./diffusion/...
 	$(BIN) bench unet --json
+
+# Load benchmark: 1000 small jobs against a running `make run`.
+bench-load: build
+	$(BIN) bench load --url http://127.0.0.1:8080 --jobs 1000 --concurrency 16 --json
 
 bench-unet: build
 	$(BIN) bench unet --json
