@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenizer$$' -fuzztime $(FUZZTIME) ./diffusion/clip/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./diffusion/imageio/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadPNGText$$' -fuzztime $(FUZZTIME) ./diffusion/imageio/
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateJob$$' -fuzztime $(FUZZTIME) ./gateway/
 
 # Micro-benchmarks (testing.B) and the SD 1.5-size UNet forward pass.
 bench: build
