@@ -43,6 +43,19 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
+// parse parses the command line of a service command (no positional
+// arguments) and validates the shared flags.
+func (f *serviceFlags) parse(fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	return f.validate()
+}
+
 func (f *serviceFlags) validate() error {
 	switch {
 	case f.replicas < 1 || f.replicas > 5:
@@ -74,7 +87,7 @@ func (f *serviceFlags) brokerConfig() broker.Config {
 // connectNATS connects to url, retrying until the server answers, and keeps
 // reconnecting for ever after (a restarted NATS server loses no job: the
 // stream is on disk).
-func connectNATS(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, error) {
+func connectNATS(url, name string, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -88,6 +101,21 @@ func connectNATS(ctx context.Context, url, name string, log *slog.Logger) (*nats
 		return nil, fmt.Errorf("--nats %s: %w", url, err)
 	}
 	return nc, nil
+}
+
+// dialBroker connects to the NATS cluster at url and opens Pigment's
+// JetStream resources on it.
+func dialBroker(ctx context.Context, url, name string, sf *serviceFlags, log *slog.Logger) (*broker.Broker, error) {
+	nc, err := connectNATS(url, name, log)
+	if err != nil {
+		return nil, err
+	}
+	b, err := openBroker(ctx, nc, sf.brokerConfig(), log)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return b, nil
 }
 
 // openBroker opens the JetStream resources, retrying while the server (or
@@ -153,12 +181,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "usage: pigment serve [flags]\n\nOne process: an embedded NATS JetStream server, the HTTP gateway and --workers workers.")
 		printDefaults(fs, stderr)
 	}
-	if pos, err := parseFlags(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
-	}
-	if err := sf.validate(); err != nil {
+	if err := sf.parse(fs, args); err != nil {
 		return err
 	}
 	if *nWorkers < 0 {
@@ -246,27 +269,18 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "usage: pigment gateway --nats URL [flags]")
 		printDefaults(fs, stderr)
 	}
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := sf.parse(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *natsURL == "" {
 		return usagef("--nats is required")
 	}
-	if err := sf.validate(); err != nil {
-		return err
-	}
 	log := sf.logger(stderr)
-	nc, err := connectNATS(ctx, *natsURL, "pigment gateway", log)
+	b, err := dialBroker(ctx, *natsURL, "pigment gateway", &sf, log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	b, err := openBroker(ctx, nc, sf.brokerConfig(), log)
-	if err != nil {
-		return err
-	}
+	defer b.NC.Close()
 	gw := gateway.New(b, gateway.Config{Addr: *addr, PublicURL: *publicURL, DefaultModel: *defaultModel, Logger: log}, newRegistry())
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -288,10 +302,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "usage: pigment worker --nats URL [flags]")
 		printDefaults(fs, stderr)
 	}
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := sf.parse(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *natsURL == "" {
 		return usagef("--nats is required")
@@ -299,28 +311,21 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *concurrency < 1 {
 		return usagef("--concurrency must be at least 1, got %d", *concurrency)
 	}
-	if err := sf.validate(); err != nil {
-		return err
-	}
 	if st, err := os.Stat(*modelsDir); err != nil || !st.IsDir() {
 		return usagef("--models-dir %q is not a directory", *modelsDir)
 	}
 	log := sf.logger(stderr)
-	nc, err := connectNATS(ctx, *natsURL, "pigment worker", log)
+	b, err := dialBroker(ctx, *natsURL, "pigment worker", &sf, log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	b, err := openBroker(ctx, nc, sf.brokerConfig(), log)
-	if err != nil {
-		return err
-	}
+	defer b.NC.Close()
 	reg := newRegistry()
 	if *metricsAddr != "" {
 		if err := serveMetrics(ctx, *metricsAddr, reg); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 	}
-	fmt.Fprintf(stdout, "worker connected to %s\n", nc.ConnectedUrl())
+	fmt.Fprintf(stdout, "worker connected to %s\n", b.NC.ConnectedUrl())
 	return runWorkers(ctx, b, *concurrency, *modelsDir, &sf, reg, log)
 }
