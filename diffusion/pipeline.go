@@ -233,11 +233,26 @@ func (m *Model) Generate(ctx context.Context, r Request) (*Result, error) {
 		for j := range z.Data {
 			z.Data[j] /= scaling
 		}
-		res.Images = append(res.Images, imageio.FromTensor(m.VAE.Decode(z))...)
+		res.Images = append(res.Images, imageio.FromTensor(m.decode(z, r.Width, r.Height))...)
 		p := i / n
 		res.Parameters = append(res.Parameters, m.parameters(r, r.Prompts[p], negativeFor(r, p), i))
 	}
 	return res, nil
+}
+
+// TiledDecodePixels is the image size (width·height) above which the VAE
+// decodes in tiles (vae.DecodeTiled), bounding its memory: beyond 1024x1024
+// an SD decoder's activations would take gigabytes.
+const TiledDecodePixels = 1024 * 1024
+
+// decode runs the VAE decoder on z [1, C, h, w] (already divided by the
+// scaling factor), tiling large images in tiles of the VAE's training size.
+func (m *Model) decode(z *tensor.Tensor, width, height int) *tensor.Tensor {
+	if width*height <= TiledDecodePixels {
+		return m.VAE.Decode(z)
+	}
+	tile := max(m.VAE.Config.SampleSize/m.VAEScaleFactor(), 16)
+	return m.VAE.DecodeTiled(z, tile)
 }
 
 func ones(n int) []int {

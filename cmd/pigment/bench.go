@@ -8,12 +8,15 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 	"time"
 
+	"github.com/pigment-ai/pigment/diffusion/clip"
 	"github.com/pigment-ai/pigment/diffusion/nn"
 	"github.com/pigment-ai/pigment/diffusion/tensor"
 	"github.com/pigment-ai/pigment/diffusion/unet"
+	"github.com/pigment-ai/pigment/diffusion/vae"
 )
 
 // benchResult is what `pigment bench … --json` prints on its last line.
@@ -40,7 +43,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 1, "seed of the random weights")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed passes to this file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pigment bench unet|load [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).\nload: submit --jobs jobs to a running gateway (--url) and report throughput and queue latency.")
+		fmt.Fprintln(stderr, "usage: pigment bench unet|vae|text|load [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).\nvae: one VAE decode (SD 1.5 AutoencoderKL, random weights) of --width x --height.\ntext: the SD 1.5 text encoder (CLIP ViT-L/14 text model) on --batch prompts.\nload: submit --jobs jobs to a running gateway (--url) and report throughput and queue latency.")
 		printDefaults(fs, stderr)
 	}
 	url := fs.String("url", "http://127.0.0.1:8080", "load: the gateway to load")
@@ -52,8 +55,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || (pos[0] != "unet" && pos[0] != "load") {
-		return usagef("want one benchmark name: unet or load (got %q)", pos)
+	if len(pos) != 1 || !slices.Contains([]string{"unet", "vae", "text", "load"}, pos[0]) {
+		return usagef("want one benchmark name: unet, vae, text or load (got %q)", pos)
 	}
 	if pos[0] == "load" {
 		if *jobs < 1 || *concurrency < 1 || *serial < 0 {
@@ -80,7 +83,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *runs <= 0:
 		return usagef("--runs must be positive, got %d", *runs)
 	}
-	res, err := benchUNet(ctx, *batch, *height/8, *width/8, *runs, *seed, *cpuProfile, stderr)
+	var b benchmark
+	switch pos[0] {
+	case "unet":
+		b = unetBenchmark(*batch, *height/8, *width/8, *seed)
+	case "vae":
+		b = vaeBenchmark(*height/8, *width/8, *seed)
+	case "text":
+		b = textBenchmark(*batch, *seed)
+	}
+	res, err := b.run(ctx, *runs, *cpuProfile, stderr)
 	if err != nil {
 		return err
 	}
@@ -92,17 +104,66 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func benchUNet(ctx context.Context, batch, h, w, runs int, seed uint64, cpuProfile string, log io.Writer) (benchResult, error) {
+// benchmark is one model forward pass to time: build makes the randomly
+// initialised model and returns the pass.
+type benchmark struct {
+	name, config string
+	shape        []int
+	build        func() (pass func(), err error)
+}
+
+func unetBenchmark(batch, h, w int, seed uint64) benchmark {
+	return benchmark{"unet", "sd15", []int{batch, 4, h, w}, func() (func(), error) {
+		u, err := unet.New(nn.NewWeights(nn.NewRandomSource(seed)), unet.ConfigSD15())
+		if err != nil {
+			return nil, err
+		}
+		sample := tensor.Full(0.1, batch, 4, h, w)
+		ehs := tensor.Full(0.01, batch, 77, 768)
+		return func() { u.Forward(sample, []float32{999}, ehs) }, nil
+	}}
+}
+
+func vaeBenchmark(h, w int, seed uint64) benchmark {
+	return benchmark{"vae_decode", "sd15", []int{1, 4, h, w}, func() (func(), error) {
+		v, err := vae.New(nn.NewWeights(nn.NewRandomSource(seed)), vae.ConfigSD15())
+		if err != nil {
+			return nil, err
+		}
+		z := tensor.Full(0.1, 1, 4, h, w)
+		return func() { v.Decode(z) }, nil
+	}}
+}
+
+func textBenchmark(batch int, seed uint64) benchmark {
+	return benchmark{"text_encoder", "sd15", []int{batch, 77}, func() (func(), error) {
+		w := nn.NewWeights(nn.NewRandomSource(seed))
+		m := clip.NewTextModel(w, clip.ConfigSD15())
+		if err := w.Err(); err != nil {
+			return nil, err
+		}
+		ids := make([]int, batch*77)
+		for i := range ids {
+			ids[i] = (i * 7919) % 49408
+		}
+		return func() {
+			if _, err := m.Forward(ids, batch, 0); err != nil {
+				panic(err)
+			}
+		}, nil
+	}}
+}
+
+// run builds the model, then times runs passes, counting the FLOPs issued
+// through the BLAS interface.
+func (b benchmark) run(ctx context.Context, runs int, cpuProfile string, log io.Writer) (benchResult, error) {
 	start := time.Now()
-	cfg := unet.ConfigSD15()
-	u, err := unet.New(nn.NewWeights(nn.NewRandomSource(seed)), cfg)
+	pass, err := b.build()
 	if err != nil {
 		return benchResult{}, err
 	}
 	load := time.Since(start)
-	fmt.Fprintf(log, "built random SD 1.5 UNet in %.1f s\n", load.Seconds())
-	sample := tensor.Full(0.1, batch, 4, h, w)
-	ehs := tensor.Full(0.01, batch, 77, 768)
+	fmt.Fprintf(log, "built random %s %s in %.1f s\n", b.config, b.name, load.Seconds())
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -121,7 +182,7 @@ func benchUNet(ctx context.Context, batch, h, w, runs int, seed uint64, cpuProfi
 			return benchResult{}, err
 		}
 		f0, t0 := tensor.FLOPs(), time.Now()
-		u.Forward(sample, []float32{999}, ehs)
+		pass()
 		elapsed += time.Since(t0)
 		flops += tensor.FLOPs() - f0
 		fmt.Fprintf(log, "pass %d: %.2f s\n", i+1, time.Since(t0).Seconds())
@@ -129,7 +190,7 @@ func benchUNet(ctx context.Context, batch, h, w, runs int, seed uint64, cpuProfi
 	secs := elapsed.Seconds() / float64(runs)
 	gflop := float64(flops) / float64(runs) / 1e9
 	return benchResult{
-		Name: "unet", Config: "sd15", Shape: []int{batch, 4, h, w},
+		Name: b.name, Config: b.config, Shape: b.shape,
 		Seconds: secs, GFLOP: gflop, GFLOPS: gflop / secs, PeakRSSMB: peakRSSMB(),
 		Threads: runtime.GOMAXPROCS(0), Runs: runs, LoadSecond: load.Seconds(),
 	}, nil
