@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -50,6 +51,12 @@ func (e usageError) Is(target error) bool { return target == errUsage }
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
 func main() {
+	// The heap is dominated by model weights ([]float32, which the GC does
+	// not scan), so collecting at +25% instead of +100% costs little CPU
+	// and keeps a loaded SD 1.5 model from doubling the process's RSS.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
