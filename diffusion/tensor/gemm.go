@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // Sgemmer is the BLAS-shaped interface every matrix product in Pigment goes
@@ -21,10 +20,11 @@ type Sgemmer interface {
 }
 
 // BLAS is the Sgemm implementation used by MatMul, Linear, Conv2d and
-// Attention. It defaults to gonum's blas32 native implementation, which
+// Attention. It defaults to Packed, Pigment's blocked SGEMM with assembly
+// micro-kernels (gonum.Implementation{} is the pure-Go alternative), which
 // splits large products across GOMAXPROCS goroutines. Replace it only at
 // program start, before any tensor op runs.
-var BLAS Sgemmer = gonum.Implementation{}
+var BLAS Sgemmer = Packed{}
 
 func transpose(t bool) blas.Transpose {
 	if t {

@@ -5,9 +5,10 @@
 // a 4-D image batch is laid out NCHW ([batch, channels, height, width]) and a
 // token sequence is [batch, seq, hidden]. There is no lazy graph and no
 // autograd; every op runs when called. Heavy work (matrix products and
-// convolutions) goes through the Gemm function variable, whose portable
-// implementation is gonum's blas32, so faster kernels can be plugged in
-// behind the same BLAS-shaped interface.
+// convolutions) goes through the BLAS variable, a BLAS-shaped Sgemm
+// interface: by default Packed, a cache-blocked packed SGEMM with AVX-512
+// and AVX2+FMA micro-kernels in assembly and a pure-Go fallback; gonum's
+// blas32 or any other implementation can stand behind the same interface.
 //
 // Ops follow gonum's conventions: the destination comes first where there is
 // one (AddTo(dst, a, b)), doc comments state the shapes, and programmer errors
