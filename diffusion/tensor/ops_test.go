@@ -298,4 +298,90 @@ func TestExpf(t *testing.T) {
 	if got := expf(100); !math.IsInf(float64(got), 1) {
 		t.Errorf("expf(100) = %g, want +Inf", got)
 	}
+	for _, impl := range softmaxImpls() {
+		testExpSum(t, impl)
+	}
+}
+
+// testExpSum checks one implementation of softmaxRow's passes against
+// math.Exp over expf's range, in rows of lengths 0..33 (every tail length)
+// within a longer buffer whose guard elements must stay untouched.
+func testExpSum(t *testing.T, impl softmaxImpl) {
+	const guard = 1234.5
+	buf := make([]float32, 80)
+	worst := 0.0
+	x := float32(-87)
+	for n := 0; x <= 88; n = (n + 1) % 34 {
+		for i := range buf {
+			buf[i] = guard
+		}
+		row := buf[3 : 3+n]
+		in := make([]float32, n)
+		for i := range row {
+			row[i] = min(x, 88)
+			in[i] = row[i]
+			x += 0.000731
+		}
+		// Below the cut-off, −Inf and NaN in some rows.
+		if n > 2 && n%3 == 0 {
+			row[n-1], in[n-1] = -87.4, -87.4
+			row[0], in[0] = float32(math.Inf(-1)), float32(math.Inf(-1))
+			row[1], in[1] = -1e30, -1e30
+		}
+		if got, want := impl.max(row), rowMaxGo(in); got != want {
+			t.Fatalf("%s: max of %v = %g, want %g", impl.name, in, got, want)
+		}
+		sum := impl.expSum(row, 0)
+		var wantSum float64
+		for i, v := range row {
+			want := math.Exp(float64(in[i]))
+			if in[i] < -87.33654 {
+				want = 0
+			}
+			wantSum += float64(v)
+			if want == 0 {
+				if v != 0 {
+					t.Fatalf("%s: exp(%g) = %g, want 0", impl.name, in[i], v)
+				}
+				continue
+			}
+			if rel := math.Abs(float64(v)-want) / want; rel > worst {
+				worst = rel
+			}
+		}
+		if wantSum < math.MaxFloat32/2 && math.Abs(float64(sum)-wantSum) > 1e-6*wantSum {
+			t.Fatalf("%s: sum %g, want %g (n = %d)", impl.name, sum, wantSum, n)
+		}
+		impl.scale(row, 0.5)
+		for i := range buf {
+			if (i < 3 || i >= 3+n) && buf[i] != guard {
+				t.Fatalf("%s: n = %d wrote buf[%d] = %g outside the row", impl.name, n, i, buf[i])
+			}
+		}
+	}
+	if worst > 2.4e-7 {
+		t.Errorf("%s: exp max relative error %g", impl.name, worst)
+	}
+	// Rows of all −Inf become all zero; an empty row's max is −Inf.
+	if m := impl.max(nil); !math.IsInf(float64(m), -1) {
+		t.Errorf("%s: max of empty row = %g", impl.name, m)
+	}
+	for n := 1; n <= 33; n++ {
+		row := make([]float32, n)
+		for i := range row {
+			row[i] = float32(math.Inf(-1))
+		}
+		if m := impl.max(row); !math.IsInf(float64(m), -1) {
+			t.Fatalf("%s: max of −Inf row = %g", impl.name, m)
+		}
+		if s := impl.expSum(row[:n-1], 0); s != 0 {
+			t.Fatalf("%s: sum of exp(−Inf) = %g", impl.name, s)
+		}
+		for i, v := range row[:n-1] {
+			if v != 0 {
+				t.Fatalf("%s: exp(−Inf)[%d] = %g", impl.name, i, v)
+			}
+		}
+	}
+	t.Logf("%s: exp max relative error %g", impl.name, worst)
 }

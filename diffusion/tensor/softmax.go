@@ -17,16 +17,41 @@ func Softmax(x *Tensor) *Tensor {
 }
 
 func softmaxRow(row []float32) {
-	m := float32(math.Inf(-1))
+	k := &softmaxKernels
+	m := k.max(row)
+	if math.IsInf(float64(m), -1) {
+		clear(row)
+		return
+	}
+	k.scale(row, 1/k.expSum(row, m))
+}
+
+var negInf32 = float32(math.Inf(-1))
+
+// softmaxImpl is the three passes of softmaxRow: the row's maximum (−Inf
+// for an empty row), row[i] = e^(row[i]−m) in place returning the sum
+// (row[i]−m must be ≤ 88), and row[i] *= s. The vector versions are in
+// softmax_amd64.s.
+type softmaxImpl struct {
+	name   string
+	max    func(row []float32) float32
+	expSum func(row []float32, m float32) float32
+	scale  func(row []float32, s float32)
+}
+
+var softmaxGo = softmaxImpl{"go", rowMaxGo, expSumGo, scaleGo}
+
+func rowMaxGo(row []float32) float32 {
+	m := negInf32
 	for _, v := range row {
 		if v > m {
 			m = v
 		}
 	}
-	if math.IsInf(float64(m), -1) {
-		clear(row)
-		return
-	}
+	return m
+}
+
+func expSumGo(row []float32, m float32) float32 {
 	// Four partial sums: shorter dependency chains, and a summation order
 	// closer to a vectorised float32 reduction than one running sum.
 	var s0, s1, s2, s3 float32
@@ -46,8 +71,11 @@ func softmaxRow(row []float32) {
 		row[i] = expf(row[i] - m)
 		s0 += row[i]
 	}
-	inv := 1 / ((s0 + s1) + (s2 + s3))
+	return (s0 + s1) + (s2 + s3)
+}
+
+func scaleGo(row []float32, s float32) {
 	for i := range row {
-		row[i] *= inv
+		row[i] *= s
 	}
 }

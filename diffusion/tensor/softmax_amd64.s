@@ -1,0 +1,432 @@
+//go:build !purego
+
+// Vector kernels for softmaxRow (softmax.go, dispatched in softmax_amd64.go):
+// the row maximum, e^(x−m) in place with the sum of the results, and the
+// final scaling. The exponential is expf's algorithm (exp.go) lane-wise:
+// Cody–Waite reduction x = q·ln2 + s with q rounded to nearest, the same
+// degree-6 polynomial in s (with FMAs), 2^q built in the exponent bits, and
+// lanes with x < −87.33654 (−Inf included) set to 0. x must be ≤ 88 (true
+// for x = row[i] − max(row)); NaN lanes stay NaN.
+//
+// Tails of n%16 (n%8) elements use masked loads and stores, which touch no
+// memory outside the row.
+
+#include "textflag.h"
+
+#define F32X8(name, bits) \
+	DATA name+0(SB)/4, $bits; \
+	DATA name+4(SB)/4, $bits; \
+	DATA name+8(SB)/4, $bits; \
+	DATA name+12(SB)/4, $bits; \
+	DATA name+16(SB)/4, $bits; \
+	DATA name+20(SB)/4, $bits; \
+	DATA name+24(SB)/4, $bits; \
+	DATA name+28(SB)/4, $bits; \
+	GLOBL name(SB), RODATA|NOPTR, $32
+
+F32X8(expLog2e<>, 0x3fb8aa3b)  // 1.442695
+F32X8(expL2u<>, 0x3f317200)    // 0.693145751953125
+F32X8(expL2l<>, 0x35bfbe8e)    // 1.428606765330187045e-06
+F32X8(expC6<>, 0x39502bda)     // 0.000198527617612853646278381
+F32X8(expC5<>, 0x3ab696c9)     // 0.00139304355252534151077271
+F32X8(expC4<>, 0x3c0888a6)     // 0.00833336077630519866943359
+F32X8(expC3<>, 0x3d2aaa7a)     // 0.0416664853692054748535156
+F32X8(expC2<>, 0x3e2aaaab)     // 0.166666671633720397949219
+F32X8(expHalf<>, 0x3f000000)   // 0.5
+F32X8(expOne<>, 0x3f800000)    // 1
+F32X8(exp127<>, 0x0000007f)    // int32 127
+F32X8(expCut<>, 0xc2aeac4f)    // -87.33654
+F32X8(negInf<>, 0xff800000)    // -Inf
+
+// Eight all-ones words then eight zeros: the 8 words at offset 4·(8−r)
+// select the first r lanes.
+DATA tailMask<>+0(SB)/8, $0xffffffffffffffff
+DATA tailMask<>+8(SB)/8, $0xffffffffffffffff
+DATA tailMask<>+16(SB)/8, $0xffffffffffffffff
+DATA tailMask<>+24(SB)/8, $0xffffffffffffffff
+DATA tailMask<>+32(SB)/8, $0
+DATA tailMask<>+40(SB)/8, $0
+DATA tailMask<>+48(SB)/8, $0
+DATA tailMask<>+56(SB)/8, $0
+GLOBL tailMask<>(SB), RODATA|NOPTR, $64
+
+// ---- AVX-512. Constants: Z16 m, Z17 log2e, Z18 l2u, Z19 l2l, Z20..Z25
+// the polynomial (c6..0.5), Z26 1, Z27 127, Z28 the cut-off, Z29 the sum,
+// Z30 zero. EXP512 takes x in Z0 and leaves e^(x−m) in Z3.
+
+#define EXP512 \
+	VSUBPS Z16, Z0, Z0; \
+	VMULPS Z17, Z0, Z1; \
+	VRNDSCALEPS $0, Z1, Z1; \
+	VMOVAPS Z0, Z2; \
+	VFNMADD231PS Z18, Z1, Z2; \
+	VFNMADD231PS Z19, Z1, Z2; \
+	VMOVAPS Z20, Z3; \
+	VFMADD213PS Z21, Z2, Z3; \
+	VFMADD213PS Z22, Z2, Z3; \
+	VFMADD213PS Z23, Z2, Z3; \
+	VFMADD213PS Z24, Z2, Z3; \
+	VFMADD213PS Z25, Z2, Z3; \
+	VMULPS Z2, Z2, Z4; \
+	VFMADD213PS Z2, Z4, Z3; \
+	VADDPS Z26, Z3, Z3; \
+	VCVTPS2DQ Z1, Z1; \
+	VPADDD Z27, Z1, Z1; \
+	VPSLLD $23, Z1, Z1; \
+	VMULPS Z1, Z3, Z3; \
+	VCMPPS $1, Z28, Z0, K2; \
+	VMOVAPS Z30, K2, Z3
+
+// Second lane set for the unrolled loop: x in Z5, result in Z8.
+#define EXP512B \
+	VSUBPS Z16, Z5, Z5; \
+	VMULPS Z17, Z5, Z6; \
+	VRNDSCALEPS $0, Z6, Z6; \
+	VMOVAPS Z5, Z7; \
+	VFNMADD231PS Z18, Z6, Z7; \
+	VFNMADD231PS Z19, Z6, Z7; \
+	VMOVAPS Z20, Z8; \
+	VFMADD213PS Z21, Z7, Z8; \
+	VFMADD213PS Z22, Z7, Z8; \
+	VFMADD213PS Z23, Z7, Z8; \
+	VFMADD213PS Z24, Z7, Z8; \
+	VFMADD213PS Z25, Z7, Z8; \
+	VMULPS Z7, Z7, Z9; \
+	VFMADD213PS Z7, Z9, Z8; \
+	VADDPS Z26, Z8, Z8; \
+	VCVTPS2DQ Z6, Z6; \
+	VPADDD Z27, Z6, Z6; \
+	VPSLLD $23, Z6, Z6; \
+	VMULPS Z6, Z8, Z8; \
+	VCMPPS $1, Z28, Z5, K3; \
+	VMOVAPS Z30, K3, Z8
+
+// func expSumAVX512(p *float32, n int, m float32) float32
+TEXT ·expSumAVX512(SB), NOSPLIT, $0-28
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Z16
+	VBROADCASTSS expLog2e<>(SB), Z17
+	VBROADCASTSS expL2u<>(SB), Z18
+	VBROADCASTSS expL2l<>(SB), Z19
+	VBROADCASTSS expC6<>(SB), Z20
+	VBROADCASTSS expC5<>(SB), Z21
+	VBROADCASTSS expC4<>(SB), Z22
+	VBROADCASTSS expC3<>(SB), Z23
+	VBROADCASTSS expC2<>(SB), Z24
+	VBROADCASTSS expHalf<>(SB), Z25
+	VBROADCASTSS expOne<>(SB), Z26
+	VPBROADCASTD exp127<>(SB), Z27
+	VBROADCASTSS expCut<>(SB), Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+
+loop32:
+	CMPQ CX, $32
+	JLT  loop16
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z5
+	EXP512
+	EXP512B
+	VMOVUPS Z3, (SI)
+	VMOVUPS Z8, 64(SI)
+	VADDPS  Z3, Z29, Z29
+	VADDPS  Z8, Z31, Z31
+	ADDQ    $128, SI
+	SUBQ    $32, CX
+	JMP     loop32
+
+loop16:
+	CMPQ CX, $16
+	JLT  tail
+	VMOVUPS (SI), Z0
+	EXP512
+	VMOVUPS Z3, (SI)
+	VADDPS  Z3, Z29, Z29
+	ADDQ    $64, SI
+	SUBQ    $16, CX
+
+tail:
+	TESTQ CX, CX
+	JZ    reduce
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	EXP512
+	VMOVUPS Z3, K1, (SI)
+	VADDPS  Z3, Z29, K1, Z29
+
+reduce:
+	VADDPS        Z31, Z29, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func maxAVX512(p *float32, n int) float32
+TEXT ·maxAVX512(SB), NOSPLIT, $0-20
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS negInf<>(SB), Z0
+	VMOVAPS Z0, Z1
+	VMOVAPS Z0, Z2
+	VMOVAPS Z0, Z3
+
+max64:
+	CMPQ CX, $64
+	JLT  max16
+	VMAXPS (SI), Z0, Z0
+	VMAXPS 64(SI), Z1, Z1
+	VMAXPS 128(SI), Z2, Z2
+	VMAXPS 192(SI), Z3, Z3
+	ADDQ   $256, SI
+	SUBQ   $64, CX
+	JMP    max64
+
+max16:
+	VMAXPS Z1, Z0, Z0
+	VMAXPS Z3, Z2, Z2
+	VMAXPS Z2, Z0, Z0
+
+max16loop:
+	CMPQ CX, $16
+	JLT  maxtail
+	VMAXPS (SI), Z0, Z0
+	ADDQ   $64, SI
+	SUBQ   $16, CX
+	JMP    max16loop
+
+maxtail:
+	TESTQ CX, CX
+	JZ    maxreduce
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMAXPS (SI), Z0, K1, Z0
+
+maxreduce:
+	VEXTRACTF64X4 $1, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VMAXPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VMAXPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VMAXSS        X1, X0, X0
+	VMOVSS        X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scaleAVX512(p *float32, n int, s float32)
+TEXT ·scaleAVX512(SB), NOSPLIT, $0-20
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS s+16(FP), Z1
+
+scale32:
+	CMPQ CX, $32
+	JLT  scale16
+	VMULPS  (SI), Z1, Z0
+	VMULPS  64(SI), Z1, Z2
+	VMOVUPS Z0, (SI)
+	VMOVUPS Z2, 64(SI)
+	ADDQ    $128, SI
+	SUBQ    $32, CX
+	JMP     scale32
+
+scale16:
+	CMPQ CX, $16
+	JLT  scaletail
+	VMULPS  (SI), Z1, Z0
+	VMOVUPS Z0, (SI)
+	ADDQ    $64, SI
+	SUBQ    $16, CX
+
+scaletail:
+	TESTQ CX, CX
+	JZ    scaledone
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z0
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, K1, (SI)
+
+scaledone:
+	VZEROUPPER
+	RET
+
+// ---- AVX2 + FMA. Y15 m, Y14 the sum, Y13 the tail mask, Y5..Y12 log2e,
+// l2u, l2l and the first five polynomial coefficients; the rest are memory
+// operands. EXP256 takes x in Y0 and leaves e^(x−m) in Y3.
+
+#define EXP256 \
+	VSUBPS Y15, Y0, Y0; \
+	VMULPS Y5, Y0, Y1; \
+	VROUNDPS $0, Y1, Y1; \
+	VMOVAPS Y0, Y2; \
+	VFNMADD231PS Y6, Y1, Y2; \
+	VFNMADD231PS Y7, Y1, Y2; \
+	VMOVAPS Y8, Y3; \
+	VFMADD213PS Y9, Y2, Y3; \
+	VFMADD213PS Y10, Y2, Y3; \
+	VFMADD213PS Y11, Y2, Y3; \
+	VFMADD213PS Y12, Y2, Y3; \
+	VFMADD213PS expHalf<>(SB), Y2, Y3; \
+	VMULPS Y2, Y2, Y4; \
+	VFMADD213PS Y2, Y4, Y3; \
+	VADDPS expOne<>(SB), Y3, Y3; \
+	VCVTPS2DQ Y1, Y1; \
+	VPADDD exp127<>(SB), Y1, Y1; \
+	VPSLLD $23, Y1, Y1; \
+	VMULPS Y1, Y3, Y3; \
+	VCMPPS $1, expCut<>(SB), Y0, Y4; \
+	VANDNPS Y3, Y4, Y3
+
+// func expSumAVX2(p *float32, n int, m float32) float32
+TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y15
+	VMOVUPS expLog2e<>(SB), Y5
+	VMOVUPS expL2u<>(SB), Y6
+	VMOVUPS expL2l<>(SB), Y7
+	VMOVUPS expC6<>(SB), Y8
+	VMOVUPS expC5<>(SB), Y9
+	VMOVUPS expC4<>(SB), Y10
+	VMOVUPS expC3<>(SB), Y11
+	VMOVUPS expC2<>(SB), Y12
+	VXORPS  Y14, Y14, Y14
+
+loop8:
+	CMPQ CX, $8
+	JLT  tail2
+	VMOVUPS (SI), Y0
+	EXP256
+	VMOVUPS Y3, (SI)
+	VADDPS  Y3, Y14, Y14
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JMP     loop8
+
+tail2:
+	TESTQ CX, CX
+	JZ    reduce2
+	LEAQ  tailMask<>(SB), AX
+	MOVQ  $8, DX
+	SUBQ  CX, DX
+	VMOVDQU    (AX)(DX*4), Y13
+	VMASKMOVPS (SI), Y13, Y0
+	EXP256
+	VANDPS     Y13, Y3, Y3
+	VMASKMOVPS Y3, Y13, (SI)
+	VADDPS     Y3, Y14, Y14
+
+reduce2:
+	VEXTRACTF128 $1, Y14, X1
+	VADDPS       X1, X14, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func maxAVX2(p *float32, n int) float32
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS negInf<>(SB), Y0
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
+
+max32b:
+	CMPQ CX, $32
+	JLT  max8b
+	VMAXPS (SI), Y0, Y0
+	VMAXPS 32(SI), Y1, Y1
+	VMAXPS 64(SI), Y2, Y2
+	VMAXPS 96(SI), Y3, Y3
+	ADDQ   $128, SI
+	SUBQ   $32, CX
+	JMP    max32b
+
+max8b:
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
+
+max8loop:
+	CMPQ CX, $8
+	JLT  maxtail2
+	VMAXPS (SI), Y0, Y0
+	ADDQ   $32, SI
+	SUBQ   $8, CX
+	JMP    max8loop
+
+maxtail2:
+	TESTQ CX, CX
+	JZ    maxreduce2
+	LEAQ  tailMask<>(SB), AX
+	MOVQ  $8, DX
+	SUBQ  CX, DX
+	VMOVDQU    (AX)(DX*4), Y13
+	VMASKMOVPS (SI), Y13, Y1
+	VMOVUPS    negInf<>(SB), Y2
+	VBLENDVPS  Y13, Y1, Y2, Y1
+	VMAXPS     Y1, Y0, Y0
+
+maxreduce2:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VMAXSS       X1, X0, X0
+	VMOVSS       X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(p *float32, n int, s float32)
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-20
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y1
+
+scale8:
+	CMPQ CX, $8
+	JLT  scaletail2
+	VMULPS  (SI), Y1, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JMP     scale8
+
+scaletail2:
+	TESTQ CX, CX
+	JZ    scaledone2
+	LEAQ  tailMask<>(SB), AX
+	MOVQ  $8, DX
+	SUBQ  CX, DX
+	VMOVDQU    (AX)(DX*4), Y13
+	VMASKMOVPS (SI), Y13, Y0
+	VMULPS     Y1, Y0, Y0
+	VMASKMOVPS Y0, Y13, (SI)
+
+scaledone2:
+	VZEROUPPER
+	RET
