@@ -105,6 +105,7 @@ func (m *Model) Resolve(r *Request) error {
 	if r.RNG == "" {
 		r.RNG = "cpu"
 	}
+	maxSide, maxPixels := SizeLimits(m.DefaultSize())
 	if r.Sampler == "" {
 		k, err := sampling.DefaultKind(m.Scheduler)
 		if err != nil {
@@ -119,10 +120,12 @@ func (m *Model) Resolve(r *Request) error {
 		return fieldErr("negative_prompt", "give one negative prompt for all prompts or one per prompt (%d prompts, %d negative prompts)", len(r.Prompts), len(r.NegativePrompts))
 	case r.NumImagesPerPrompt < 0 || len(r.Prompts)*r.NumImagesPerPrompt > MaxImagesPerBatch:
 		return fieldErr("n", "at most %d images per request (%d prompts × %d images)", MaxImagesPerBatch, len(r.Prompts), r.NumImagesPerPrompt)
-	case r.Width <= 0 || r.Width%f != 0 || r.Width > MaxSide:
-		return fieldErr("width", "must be a positive multiple of %d up to %d, got %d", f, MaxSide, r.Width)
-	case r.Height <= 0 || r.Height%f != 0 || r.Height > MaxSide:
-		return fieldErr("height", "must be a positive multiple of %d up to %d, got %d", f, MaxSide, r.Height)
+	case r.Width <= 0 || r.Width%f != 0 || r.Width > maxSide:
+		return fieldErr("width", "must be a positive multiple of %d up to %d, got %d", f, maxSide, r.Width)
+	case r.Height <= 0 || r.Height%f != 0 || r.Height > maxSide:
+		return fieldErr("height", "must be a positive multiple of %d up to %d, got %d", f, maxSide, r.Height)
+	case r.Width*r.Height > maxPixels:
+		return fieldErr("width", "%dx%d is more than this model's %d pixels (8x its default area)", r.Width, r.Height, maxPixels)
 	case r.Steps < 1 || r.Steps > MaxSteps:
 		return fieldErr("steps", "must be between 1 and %d, got %d", MaxSteps, r.Steps)
 	case !finite(r.GuidanceScale) || r.GuidanceScale < 0 || r.GuidanceScale > 100:
@@ -145,6 +148,15 @@ func (m *Model) Resolve(r *Request) error {
 		}
 	}
 	return nil
+}
+
+// SizeLimits returns the largest side and the largest width·height in
+// pixels for a model whose default image size is defaultSize: sides up to 4×
+// the default (at most MaxSide) and areas up to 8× the default area (for SD
+// 1.5: 2048x1024 or 1448x1448). Attention cost grows with the square of the
+// pixel count, so far larger images would tie a CPU worker up for hours.
+func SizeLimits(defaultSize int) (maxSide, maxPixels int) {
+	return min(4*defaultSize, MaxSide), 8 * defaultSize * defaultSize
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

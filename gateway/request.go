@@ -228,6 +228,7 @@ func (s *Server) resolve(ctx context.Context, body *jobBody) (*resolved, error) 
 	}
 	req.Model = model.Name
 	f := max(model.VAEScaleFactor, 1)
+	maxSide, maxPixels := diffusion.SizeLimits(model.DefaultSize)
 
 	// The init image comes first among the model-dependent fields: its
 	// size is the default output size, as in diffusers' img2img.
@@ -241,16 +242,19 @@ func (s *Server) resolve(ctx context.Context, body *jobBody) (*resolved, error) 
 		if fw == 0 || fh == 0 {
 			return nil, invalidf("init_image", "is %dx%d pixels; both sides must be at least %d (the model's VAE scale factor)", w, h, f)
 		}
-		if (body.Width == nil || body.Height == nil) && (fw > diffusion.MaxSide || fh > diffusion.MaxSide) {
-			return nil, invalidf("init_image", "is %dx%d pixels; the output takes its size unless width and height are given, and sides are limited to %d: give width and height, or a smaller image", w, h, diffusion.MaxSide)
+		if (body.Width == nil || body.Height == nil) && (fw > maxSide || fh > maxSide || fw*fh > maxPixels) {
+			return nil, invalidf("init_image", "is %dx%d pixels; the output takes its size unless width and height are given, and this model is limited to sides of %d and %d pixels in all: give width and height, or a smaller image", w, h, maxSide, maxPixels)
 		}
 		r.initImage, defaultW, defaultH = data, fw, fh
 	}
-	if req.Width, err = side("width", body.Width, defaultW, f); err != nil {
+	if req.Width, err = side("width", body.Width, defaultW, f, maxSide); err != nil {
 		return nil, err
 	}
-	if req.Height, err = side("height", body.Height, defaultH, f); err != nil {
+	if req.Height, err = side("height", body.Height, defaultH, f, maxSide); err != nil {
 		return nil, err
+	}
+	if req.Width*req.Height > maxPixels {
+		return nil, invalidf("width", "%dx%d is more than this model's limit of %d pixels (8x its default area)", req.Width, req.Height, maxPixels)
 	}
 
 	req.Steps = DefaultSteps
@@ -344,6 +348,9 @@ func (s *Server) resolve(ctx context.Context, body *jobBody) (*resolved, error) 
 		if strength <= 0 || strength > 1 {
 			return nil, invalidf("strength", "must be greater than 0 and at most 1, got %g", strength)
 		}
+		if int(float64(req.Steps)*strength) < 1 {
+			return nil, invalidf("strength", "%g of %d steps leaves no denoising step: raise strength or steps", strength, req.Steps)
+		}
 		req.Strength = &strength
 	} else if body.Strength != nil {
 		return nil, invalidf("strength", "applies only to image-to-image jobs; give init_image too")
@@ -390,14 +397,14 @@ func deref[T any](p *T) T {
 }
 
 // side resolves width or height: a positive multiple of the VAE scale
-// factor f, at most diffusion.MaxSide.
-func side(field string, v *int, def, f int) (int, error) {
+// factor f, at most maxSide (diffusion.SizeLimits).
+func side(field string, v *int, def, f, maxSide int) (int, error) {
 	x := def
 	if v != nil {
 		x = *v
 	}
-	if x <= 0 || x%f != 0 || x > diffusion.MaxSide {
-		return 0, invalidf(field, "must be a positive multiple of %d (the model's VAE scale factor) up to %d, got %d", f, diffusion.MaxSide, x)
+	if x <= 0 || x%f != 0 || x > maxSide {
+		return 0, invalidf(field, "must be a positive multiple of %d (the model's VAE scale factor) up to %d, got %d", f, maxSide, x)
 	}
 	return x, nil
 }

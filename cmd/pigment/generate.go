@@ -11,9 +11,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pigment-ai/pigment/diffusion"
 	"github.com/pigment-ai/pigment/diffusion/imageio"
@@ -130,6 +132,31 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if !strings.EqualFold(filepath.Ext(*output), ".png") {
 		return usagef("--output must name a .png file, got %q", *output)
 	}
+	for _, name := range []string{"width", "height"} {
+		if v := fs.Lookup(name).Value.String(); explicit[name] && v == "0" {
+			return usagef("--%s must be a positive multiple of the VAE scale factor, got 0", name)
+		}
+	}
+	for i, p := range append(slices.Clone(prompts), negatives...) {
+		if !utf8.ValidString(p) {
+			flag := "--prompt"
+			if i >= len(prompts) {
+				flag = "--negative-prompt"
+			}
+			return usagef("%s is not valid UTF-8", flag)
+		}
+	}
+	if err := checkOutputPath(*output); err != nil {
+		return usagef("--output: %v", err)
+	}
+	if *latentsOut != "" {
+		if err := checkOutputPath(*latentsOut); err != nil {
+			return usagef("--latents-output: %v", err)
+		}
+	}
+	if st, err := os.Stat(*model); err != nil || !st.IsDir() {
+		return usagef("--model %q is not a directory", *model)
+	}
 	if !seed.set {
 		var b [8]byte
 		if _, err := crand.Read(b[:]); err != nil {
@@ -150,7 +177,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *initImage != "" {
 		req.Strength = *strength
-		if err := loadInitImage(&req, *initImage, m.VAEScaleFactor()); err != nil {
+		if err := loadInitImage(&req, *initImage, m.VAEScaleFactor(), m.DefaultSize()); err != nil {
 			return err
 		}
 	}
@@ -190,6 +217,19 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
+// checkOutputPath fails if path cannot be written: its folder is missing
+// or it names a folder. It runs before the model loads, so a typo does not
+// cost a whole generation.
+func checkOutputPath(path string) error {
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return fmt.Errorf("folder %q does not exist", filepath.Dir(path))
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%q is a folder", path)
+	}
+	return nil
+}
+
 // flagError turns a diffusion.FieldError into a usage error naming the flag.
 func flagError(err error) error {
 	var fe *diffusion.FieldError
@@ -206,7 +246,7 @@ func flagError(err error) error {
 // loadInitImage decodes path and fits it to the requested size, or to its
 // own size rounded down to a multiple of the VAE scale factor (as diffusers'
 // image processor does) when --width/--height are not given.
-func loadInitImage(req *diffusion.Request, path string, multiple int) error {
+func loadInitImage(req *diffusion.Request, path string, multiple, defaultSize int) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return usagef("--init-image: %v", err)
@@ -226,6 +266,12 @@ func loadInitImage(req *diffusion.Request, path string, multiple int) error {
 	}
 	if w <= 0 || h <= 0 {
 		return usagef("--init-image %s: %dx%d is smaller than one %d-pixel block", path, b.Dx(), b.Dy(), multiple)
+	}
+	if req.Width == 0 || req.Height == 0 {
+		maxSide, maxPixels := diffusion.SizeLimits(defaultSize)
+		if w > maxSide || h > maxSide || w*h > maxPixels {
+			return usagef("--init-image %s is %dx%d; this model takes sides up to %d and %d pixels in all: give --width and --height, or a smaller image", path, b.Dx(), b.Dy(), maxSide, maxPixels)
+		}
 	}
 	req.Width, req.Height = w, h
 	req.InitImage = imageio.ToTensor(img, w, h)

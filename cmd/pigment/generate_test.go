@@ -157,13 +157,31 @@ func TestGenerateBadFlags(t *testing.T) {
 		{"output not png", "--output", []string{"--output", "x.jpg"}, 2},
 		{"guidance rescale", "--guidance-rescale", []string{"--guidance-rescale", "2"}, 2},
 		{"missing model files", "--model", []string{"--model", t.TempDir()}, 1},
+		{"model dir does not exist", "--model", []string{"--model", "/nonexistent/model"}, 2},
+		{"explicit width 0", "--width", []string{"--width", "0"}, 2},
+		{"output folder missing", "--output", []string{"--output", "/nonexistent/dir/x.png"}, 2},
+		{"output is a folder", "--output", []string{"--output", t.TempDir() + "/sub.png"}, 0},
+		{"latents output is a folder", "--latents-output", []string{"--latents-output", t.TempDir()}, 2},
+		{"invalid UTF-8 prompt", "--prompt", []string{"--prompt", "a\xffb"}, 2},
+		{"init image too large for the model", "--init-image", []string{"--init-image", "BIG"}, 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			args := []string{"generate", "--model", model, "--prompt", "a cat", "--output", filepath.Join(t.TempDir(), "o.png"), "--quiet"}
+			if c.code == 0 {
+				// A folder named like the output file.
+				if err := os.Mkdir(c.args[1], 0o755); err != nil {
+					t.Fatal(err)
+				}
+				c.code = 2
+			}
 			for _, a := range c.args {
-				if a == "IMG" {
+				switch a {
+				case "IMG":
 					a = refcases.Open(t, "tiny-sd15").Path("images/init_image.png")
+				case "BIG":
+					a = filepath.Join(t.TempDir(), "big.png")
+					writeTestPNG(t, a, 300, 40)
 				}
 				args = append(args, a)
 			}
@@ -185,3 +203,17 @@ func TestGenerateBadFlags(t *testing.T) {
 }
 
 var _ = strconv.Itoa
+
+// writeTestPNG writes a w×h grey PNG.
+func writeTestPNG(t *testing.T, path string, w, h int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	if err := imageio.EncodePNG(f, img, nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -366,5 +367,43 @@ func TestIntegrationIdempotencyKey(t *testing.T) {
 	other, _ := c.submit(`{"prompt": "same"}`, "Idempotency-Key", "order-124")
 	if other.ID == a.ID {
 		t.Fatal("a different key returned the same job")
+	}
+}
+
+// TestServeDataDirLock: a second `pigment serve` on the same data folder
+// must refuse to start, or the two would share one JetStream store and
+// lose jobs.
+func TestServeDataDirLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		var out, errb bytes.Buffer
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--workers", "0", "--models-dir", t.TempDir()}, &out, &errb)
+	}()
+	// The first serve holds the lock once its JetStream store exists.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "jetstream")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("first serve did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel2()
+	var out, errb bytes.Buffer
+	code := run(ctx2, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--workers", "0"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "--data-dir") || !strings.Contains(errb.String(), "in use") {
+		t.Fatalf("second serve: exit %d, %q", code, errb.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("first serve exited %d", code)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // command is one subcommand: its one-line summary and its entry point,
@@ -59,7 +60,24 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go hardStop(ctx, os.Args[1:])
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// hardStop exits the process if it is still running some time after a
+// SIGINT/SIGTERM: the engine checks for cancellation between denoising
+// steps, and one step of a huge image can take minutes. The service
+// commands get their shutdown grace (workers finish or release their job
+// within 30 s) plus a margin; the one-shot commands stop at once.
+func hardStop(ctx context.Context, args []string) {
+	<-ctx.Done()
+	wait := 2 * time.Second
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "worker" || args[0] == "gateway") {
+		wait = 45 * time.Second
+	}
+	time.Sleep(wait)
+	fmt.Fprintf(os.Stderr, "pigment: still running %s after the stop signal; exiting\n", wait)
+	os.Exit(130)
 }
 
 // run executes the command line args and returns the process exit status:

@@ -175,6 +175,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	nWorkers := fs.Int("workers", 1, "workers in this process")
 	modelsDir := fs.String("models-dir", "models", "folder of diffusers-layout models, one subfolder each, served by folder name")
 	natsListen := fs.String("nats-listen", "", "also accept NATS clients (remote `pigment worker`s) on this host:port; empty: in-process only")
+	publicURL := fs.String("public-url", "", "base URL of image links (default: relative links; absolute ones from the request's Host for the OpenAI endpoint)")
+	defaultModel := fs.String("default-model", "", "model of requests that name none (default: the only model served)")
 	var sf serviceFlags
 	sf.register(fs)
 	fs.Usage = func() {
@@ -191,6 +193,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--addr %q: %v", *addr, err)
 	}
 	log := sf.logger(stderr)
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return usagef("--data-dir: %v", err)
+	}
+	unlock, err := lockDir(*dataDir)
+	if err != nil {
+		return usagef("--data-dir: %v", err)
+	}
+	defer unlock()
 
 	opts := &server.Options{
 		ServerName: "pigment-embedded",
@@ -233,7 +243,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	reg := newRegistry()
-	gw := gateway.New(b, gateway.Config{Addr: *addr, Logger: log}, reg)
+	gw := gateway.New(b, gateway.Config{Addr: *addr, PublicURL: *publicURL, DefaultModel: *defaultModel, Logger: log}, reg)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
@@ -248,6 +258,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		if *nWorkers == 0 {
+			return // a gateway for remote workers (--nats-listen)
+		}
 		werr = runWorkers(ctx, b, *nWorkers, *modelsDir, &sf, reg, log)
 		cancel()
 	}()
