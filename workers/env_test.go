@@ -78,6 +78,8 @@ func (e *testEnv) worker(t *testing.T, cfg Config) *Worker {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 5 * time.Second
 	}
+	// Test webhook receivers listen on loopback.
+	cfg.AllowPrivateWebhooks = true
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

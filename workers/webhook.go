@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/pigment-ai/pigment"
@@ -102,4 +105,39 @@ func (w *Worker) waitWebhooks(d time.Duration) {
 	case <-t.C:
 		w.log.Warn("webhook deliveries still in flight at shutdown")
 	}
+}
+
+// webhookClient returns the default webhook client. Unless allowPrivate,
+// its dialer refuses every address that is not a public unicast one, so a
+// client's webhook_url cannot make workers call services on their own
+// network (cloud metadata endpoints, localhost admin ports).
+func webhookClient(allowPrivate bool) *http.Client {
+	d := &net.Dialer{Timeout: webhookTimeout}
+	if !allowPrivate {
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				return err
+			}
+			if !publicAddr(ip.Unmap()) {
+				return fmt.Errorf("webhook address %s is not public", ip)
+			}
+			return nil
+		}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.DialContext = d.DialContext
+	return &http.Client{Timeout: webhookTimeout, Transport: t}
+}
+
+// publicAddr reports whether ip is a public unicast address.
+func publicAddr(ip netip.Addr) bool {
+	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() &&
+		!netip.MustParsePrefix("100.64.0.0/10").Contains(ip) && // carrier-grade NAT
+		!netip.MustParsePrefix("fc00::/7").Contains(ip)
 }

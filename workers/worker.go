@@ -80,8 +80,14 @@ type Config struct {
 	// (30s), so the gateway sees which models are live. Negative: only at
 	// start.
 	ModelRefresh time.Duration
-	// HTTPClient posts webhooks (a client with a 10s timeout).
+	// HTTPClient posts webhooks (a client with a 10s timeout that refuses
+	// to connect to loopback, private, link-local and other non-public
+	// addresses, checked at dial time so DNS cannot point it inside, unless
+	// AllowPrivateWebhooks).
 	HTTPClient *http.Client
+	// AllowPrivateWebhooks lets the default HTTPClient reach non-public
+	// addresses (webhook receivers on the same private network).
+	AllowPrivateWebhooks bool
 	// Logger receives the worker's logs (slog.Default()).
 	Logger *slog.Logger
 }
@@ -165,7 +171,7 @@ func New(b *broker.Broker, store assets.Store, cfg Config, reg prometheus.Regist
 		cfg.ModelRefresh = DefaultModelRefresh
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: webhookTimeout}
+		cfg.HTTPClient = webhookClient(cfg.AllowPrivateWebhooks)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -33,6 +33,7 @@ type serviceFlags struct {
 	maxAttempts int
 	cacheMB     int64
 	logLevel    string
+	privateHook bool
 }
 
 func (f *serviceFlags) register(fs *flag.FlagSet) {
@@ -41,6 +42,7 @@ func (f *serviceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxAttempts, "max-attempts", 3, "attempts per job before it is marked failed")
 	fs.Int64Var(&f.cacheMB, "model-cache-mb", 8192, "memory budget of the loaded-model cache, per process (MB)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.privateHook, "allow-private-webhooks", false, "let webhook_url reach loopback and private-network addresses (refused by default)")
 }
 
 // parse parses the command line of a service command (no positional
@@ -149,6 +151,7 @@ func runWorkers(ctx context.Context, b *broker.Broker, n int, modelsDir string, 
 	for i := 0; i < n; i++ {
 		w, err := workers.New(b, store, workers.Config{
 			ModelsDir: modelsDir, Models: cache, MaxAttempts: f.maxAttempts, Logger: log,
+			AllowPrivateWebhooks: f.privateHook,
 		}, reg)
 		if err != nil {
 			return err
