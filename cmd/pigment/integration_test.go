@@ -380,9 +380,10 @@ func TestServeDataDirLock(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
+	var firstErr bytes.Buffer
 	go func() {
-		var out, errb bytes.Buffer
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--workers", "0", "--models-dir", t.TempDir()}, &out, &errb)
+		var out bytes.Buffer
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--workers", "0", "--models-dir", t.TempDir()}, &out, &firstErr)
 	}()
 	// The first serve holds the lock once its JetStream store exists.
 	deadline := time.Now().Add(20 * time.Second)
@@ -404,6 +405,6 @@ func TestServeDataDirLock(t *testing.T) {
 	}
 	cancel()
 	if code := <-done; code != 0 {
-		t.Fatalf("first serve exited %d", code)
+		t.Fatalf("first serve exited %d: %s", code, firstErr.String())
 	}
 }

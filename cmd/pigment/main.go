@@ -100,6 +100,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		// Stopped by a signal (or the caller) before finishing.
+		fmt.Fprintf(stderr, "pigment %s: stopped\n", args[0])
+		return 130
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):

@@ -243,6 +243,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer nc.Close()
 	b, err := openBroker(ctx, nc, sf.brokerConfig(), log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	reg := newRegistry()
