@@ -4,7 +4,6 @@ import (
 	"image"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -73,7 +72,8 @@ func TestGenerateReproducesReference(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
-			path := strings.TrimSpace(strings.Split(strings.TrimSpace(stdout), "\n")[len(strings.Split(strings.TrimSpace(stdout), "\n"))-1])
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			path := strings.TrimSpace(lines[len(lines)-1])
 			if strings.Contains(c.png, "nipp2") {
 				path = strings.TrimSuffix(out, ".png") + "-1.png"
 			}
@@ -201,8 +201,6 @@ func TestGenerateBadFlags(t *testing.T) {
 		})
 	}
 }
-
-var _ = strconv.Itoa
 
 // writeTestPNG writes a w×h grey PNG.
 func writeTestPNG(t *testing.T, path string, w, h int) {
