@@ -37,6 +37,8 @@ var commands = map[string]command{
 	"generate": {"generate images from a prompt (txt2img, or img2img with --init-image)", runGenerate},
 	"tokenize": {"print the CLIP token ids of a prompt as a JSON array", runTokenize},
 	"bench":    {"measure the engine's speed (bench unet|vae|text)", runBench},
+	"eval":     {"score a shapes-trained model on held-out captions with the image analyser", runEval},
+	"train":    {"train a model: from scratch on synthetic shapes or captioned images, or fine-tune one", runTrain},
 }
 
 // errUsage marks an error caused by the command line; main prints it with
@@ -72,7 +74,7 @@ func main() {
 func hardStop(ctx context.Context, args []string) {
 	<-ctx.Done()
 	wait := 2 * time.Second
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "worker" || args[0] == "gateway") {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "worker" || args[0] == "gateway" || args[0] == "train") {
 		wait = 45 * time.Second
 	}
 	time.Sleep(wait)

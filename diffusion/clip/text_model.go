@@ -267,16 +267,12 @@ func (e *TextEmbeddings) forward(inputIDs []int, batch int, c TextConfig) (*tens
 	if len(bad) > 0 {
 		return nil, fmt.Errorf("clip: token ids outside the vocabulary [0, %d): %s", c.VocabSize, strings.Join(bad, ", "))
 	}
-	h := e.TokenEmbedding.Forward(inputIDs, batch)
-	d := h.Shape[2]
-	pos := e.PositionEmbedding.Weight.Data[:l*d]
-	for i := 0; i < batch; i++ {
-		row := h.Data[i*l*d : (i+1)*l*d]
-		for j, p := range pos {
-			row[j] += p
-		}
+	positionIDs := make([]int, l)
+	for i := range positionIDs {
+		positionIDs[i] = i
 	}
-	return h, nil
+	pos := e.PositionEmbedding.Forward(positionIDs, 1)
+	return tensor.Add(e.TokenEmbedding.Forward(inputIDs, batch), tensor.Repeat(pos, batch)), nil
 }
 
 // Forward maps h [B, L, hidden] to [B, L, hidden]; h is not modified.

@@ -90,6 +90,11 @@ type bpeMerge struct {
 // pairKey is the key of the symbol pair (a, b) in Tokenizer.merges.
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
+// ByteAlphabet returns GPT-2's bytes_to_unicode table: the printable rune
+// byte b is written as in vocab.json and merges.txt. A vocabulary holding
+// every rune alone and with "</w>" can tokenize any text.
+func ByteAlphabet() [256]rune { return bytesToUnicode() }
+
 // bytesToUnicode is GPT-2's bytes_to_unicode (also in CLIPTokenizer): the
 // printable bytes '!'..'~', '¡'..'¬' and '®'..'ÿ' map to themselves, the
 // other 68 bytes, in order, to U+0100, U+0101, ….

@@ -92,10 +92,5 @@ func NewEmbedding(w Weights, num, dim int) *Embedding {
 // Forward looks up ids [B, L] (given flat with their batch size) and returns
 // [B, L, dim]. It panics on an id outside the table; callers validate ids.
 func (e *Embedding) Forward(ids []int, batch int) *tensor.Tensor {
-	dim := e.Weight.Shape[1]
-	out := tensor.New(batch, len(ids)/batch, dim)
-	for i, id := range ids {
-		copy(out.Data[i*dim:(i+1)*dim], e.Weight.Data[id*dim:(id+1)*dim])
-	}
-	return out
+	return tensor.Gather(e.Weight, ids, batch)
 }

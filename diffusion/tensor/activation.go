@@ -8,7 +8,10 @@ import (
 // SiLU applies x·sigmoid(x) (a.k.a. swish; Elfwing et al. 2017) in place and
 // returns x.
 func SiLU(x *Tensor) *Tensor {
-	mapInPlace(x, func(v float32) float32 { return v / (1 + exp32(-v)) })
+	mapInPlace(x, func(v float32) float32 { return v / (1 + exp32(-v)) }, func(v float32) float32 {
+		s := 1 / (1 + exp32(-v))
+		return s * (1 + v*(1-s))
+	})
 	return x
 }
 
@@ -16,14 +19,17 @@ func SiLU(x *Tensor) *Tensor {
 // x/2·(1+erf(x/√2)) (Hendrycks & Gimpel 2016), torch's default
 // approximate="none", in place, and returns x.
 func GELU(x *Tensor) *Tensor {
-	mapInPlace(x, gelu)
+	mapInPlace(x, gelu, geluGrad)
 	return x
 }
 
 // QuickGELU applies x·sigmoid(1.702·x), the approximation OpenAI's CLIP was
 // trained with (transformers' quick_gelu), in place, and returns x.
 func QuickGELU(x *Tensor) *Tensor {
-	mapInPlace(x, func(v float32) float32 { return v / (1 + exp32(-1.702*v)) })
+	mapInPlace(x, func(v float32) float32 { return v / (1 + exp32(-1.702*v)) }, func(v float32) float32 {
+		s := 1 / (1 + exp32(-1.702*v))
+		return s * (1 + 1.702*v*(1-s))
+	})
 	return x
 }
 
@@ -40,14 +46,28 @@ func GEGLU(x *Tensor) *Tensor {
 	shape := append(append([]int(nil), x.Shape[:x.Dims()-1]...), d)
 	out := New(shape...)
 	rows := x.Len() / max(1, d2)
+	in := x.Data
 	parallelFor(rows, 16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			src := x.Data[r*d2 : (r+1)*d2]
+			src := in[r*d2 : (r+1)*d2]
 			dst := out.Data[r*d : (r+1)*d]
 			for i := range dst {
 				dst[i] = src[i] * gelu(src[d+i])
 			}
 		}
+	})
+	record(out, []*Tensor{x}, func(g []float32, grads [][]float32) {
+		dx := grads[0]
+		parallelFor(rows, 16, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				src, dr := in[r*d2:(r+1)*d2], dx[r*d2:(r+1)*d2]
+				for i, gv := range g[r*d : (r+1)*d] {
+					h, gate := src[i], src[d+i]
+					dr[i] += gv * gelu(gate)
+					dr[d+i] += gv * h * geluGrad(gate)
+				}
+			}
+		})
 	})
 	return out
 }
@@ -70,13 +90,39 @@ func gelu(v float32) float32 {
 	return float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
 }
 
+// geluGrad is d/dx x·Φ(x) = Φ(x) + x·φ(x).
+func geluGrad(v float32) float32 {
+	x := float64(v)
+	return float32(0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-0.5*x*x)/math.Sqrt(2*math.Pi))
+}
+
 func exp32(v float32) float32 { return float32(math.Exp(float64(v))) }
 
-func mapInPlace(x *Tensor, f func(float32) float32) {
-	parallelFor(x.Len(), 1<<14, func(lo, hi int) {
-		s := x.Data[lo:hi]
+// mapInPlace applies f to every element of x in place. When x is tracked
+// the result goes to a fresh slice (see Tape) and the backward step
+// multiplies the incoming gradient by df at the saved input.
+func mapInPlace(x *Tensor, f, df func(float32) float32) {
+	src := x.Data
+	fresh := tracked(x)
+	if fresh {
+		x.Data = make([]float32, len(src))
+	}
+	dst := x.Data
+	parallelFor(len(dst), 1<<14, func(lo, hi int) {
+		s, d := src[lo:hi], dst[lo:hi]
 		for i, v := range s {
-			s[i] = f(v)
+			d[i] = f(v)
 		}
+	})
+	if !fresh {
+		return
+	}
+	record(x, []*Tensor{x}, func(g []float32, grads [][]float32) {
+		dx := grads[0]
+		parallelFor(len(dx), 1<<14, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				dx[i] += g[i] * df(src[i])
+			}
+		})
 	})
 }

@@ -10,7 +10,9 @@ import (
 // maxScoreFloats bounds the attention score block one worker holds at a time
 // (4 MiB): a 64x64-latent self-attention (4096 queries × 4096 keys) is
 // computed 256 query rows at a time instead of as one 4096² matrix per head.
-const maxScoreFloats = 1 << 20
+// The backward step holds two such blocks per worker (probabilities and their
+// gradient). A variable only so the tests can make blocks small.
+var maxScoreFloats = 1 << 20
 
 // Attention is scaled dot-product attention (Vaswani et al. 2017) over
 // multi-head projections laid out as the Linear layers produce them, so no
@@ -25,6 +27,14 @@ const maxScoreFloats = 1 << 20
 // maxScoreFloats, in the spirit of diffusers' sliced attention. This matches
 // torch's baddbmm + softmax in float32, i.e. diffusers' AttnProcessor with
 // or without upcast_attention. It panics on inconsistent shapes.
+//
+// When q, k or v is tracked, the backward step recomputes the probabilities
+// P block by block in the same way (nothing of size Lq·Lk is kept) and, per
+// block and head, with dO the output's gradient, adds Pᵀ·dO to dv,
+// scale·dS·k to dq and scale·dSᵀ·q to dk, where dS = P ⊙ (dP − rowsum(P ⊙
+// dP)) and dP = dO·vᵀ; masked positions have P = 0. Each (batch, head) pair
+// is one task, so the blocks that accumulate into the same rows of dk and dv
+// run in turn.
 func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 	if q.Dims() != 3 || k.Dims() != 3 || v.Dims() != 3 {
 		panic(fmt.Sprintf("tensor: Attention needs [B, L, H·D] inputs, got %v %v %v", q.Shape, k.Shape, v.Shape))
@@ -40,6 +50,7 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 	if lq == 0 || lk == 0 {
 		return out
 	}
+	qd, kd, vd := q.Data, k.Data, v.Data
 	chunk := max(1, min(lq, maxScoreFloats/lk))
 	nChunks := (lq + chunk - 1) / chunk
 	tasks := b * heads * nChunks
@@ -64,9 +75,9 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 				bi, h := bh/heads, bh%heads
 				q0 := c * chunk
 				rows := min(chunk, lq-q0)
-				qs := q.Data[(bi*lq+q0)*hd+h*d:]
-				ks := k.Data[bi*lk*hd+h*d:]
-				vs := v.Data[bi*lk*hdv+h*dv:]
+				qs := qd[(bi*lq+q0)*hd+h*d:]
+				ks := kd[bi*lk*hd+h*d:]
+				vs := vd[bi*lk*hdv+h*dv:]
 				os := out.Data[(bi*lq+q0)*hdv+h*dv:]
 				s := scores[:rows*lk]
 				gemm(false, true, rows, lk, d, scale, qs, hd, ks, hd, 0, s, lk)
@@ -84,5 +95,93 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 		}()
 	}
 	wg.Wait()
+	if !tracked(q, k, v) {
+		return out
+	}
+	record(out, []*Tensor{q, k, v}, func(g []float32, grads [][]float32) {
+		attentionBackward(grads[0], grads[1], grads[2], g, qd, kd, vd, b, lq, lk, heads, d, dv, chunk, scale, causal)
+	})
 	return out
+}
+
+// attentionBackward adds to dq, dk and dv (each nil when not wanted, shaped
+// as q, k and v) the gradients of Attention for the output gradient g, in
+// blocks of chunk query rows. Tasks are (batch, head) pairs: a task owns
+// head h's columns of batch item bi in all three gradients, so workers never
+// write the same element.
+func attentionBackward(dq, dk, dv, g, qd, kd, vd []float32, b, lq, lk, heads, d, dvh, chunk int, scale float32, causal bool) {
+	hd, hdv := heads*d, heads*dvh
+	tasks := b * heads
+	workers := min(runtime.GOMAXPROCS(0), tasks)
+	var next sync.Mutex
+	task := 0
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			probs := make([]float32, chunk*lk)
+			var dprobs []float32
+			if dq != nil || dk != nil {
+				dprobs = make([]float32, chunk*lk)
+			}
+			for {
+				next.Lock()
+				t := task
+				task++
+				next.Unlock()
+				if t >= tasks {
+					return
+				}
+				bi, h := t/heads, t%heads
+				ks := kd[bi*lk*hd+h*d:]
+				vs := vd[bi*lk*hdv+h*dvh:]
+				for q0 := 0; q0 < lq; q0 += chunk {
+					rows := min(chunk, lq-q0)
+					// Keys past the block's last query are masked for every
+					// row of a causal block: leave them out.
+					lke := lk
+					if causal {
+						lke = min(lk, q0+rows)
+					}
+					qs := qd[(bi*lq+q0)*hd+h*d:]
+					gs := g[(bi*lq+q0)*hdv+h*dvh:]
+					p := probs[:rows*lk]
+					gemm(false, true, rows, lke, d, scale, qs, hd, ks, hd, 0, p, lk)
+					for r := 0; r < rows; r++ {
+						row := p[r*lk : r*lk+lke]
+						if causal {
+							for j := q0 + r + 1; j < lke; j++ {
+								row[j] = negInf32
+							}
+						}
+						softmaxRow(row)
+					}
+					if dv != nil { // dV += Pᵀ·dO
+						gemm(true, false, lke, dvh, rows, 1, p, lk, gs, hdv, 1, dv[bi*lk*hdv+h*dvh:], hdv)
+					}
+					if dprobs == nil {
+						continue
+					}
+					// dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) in place.
+					ds := dprobs[:rows*lk]
+					gemm(false, true, rows, lke, dvh, 1, gs, hdv, vs, hdv, 0, ds, lk)
+					for r := 0; r < rows; r++ {
+						pr, dr := p[r*lk:r*lk+lke], ds[r*lk:r*lk+lke]
+						dot := float32(dot64(dr, pr))
+						for j, v := range dr {
+							dr[j] = pr[j] * (v - dot)
+						}
+					}
+					if dq != nil { // dQ += scale·dS·K
+						gemm(false, false, rows, d, lke, scale, ds, lk, ks, hd, 1, dq[(bi*lq+q0)*hd+h*d:], hd)
+					}
+					if dk != nil { // dK += scale·dSᵀ·Q
+						gemm(true, false, lke, d, rows, scale, ds, lk, qs, hd, 1, dk[bi*lk*hd+h*d:], hd)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

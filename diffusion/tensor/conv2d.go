@@ -10,8 +10,11 @@ type Conv2dParams struct {
 
 // maxColFloats bounds the im2col buffer of one Conv2d call (32 MiB), so that a
 // 3x3 convolution over a 512x512 image with 512 channels does not allocate a
-// multi-gigabyte column matrix: the output is computed in bands of rows.
-const maxColFloats = 8 << 20
+// multi-gigabyte column matrix: the output is computed in bands of rows. The
+// backward step works in the same bands and holds up to two such buffers
+// (the recomputed columns and their gradient). A variable only so the tests
+// can make bands small.
+var maxColFloats = 8 << 20
 
 // Conv2dOutSize returns the output size of a convolution along one axis:
 // (in + 2·padding − kernel)/stride + 1, as torch.nn.Conv2d documents it.
@@ -27,6 +30,11 @@ func Conv2dOutSize(in, kernel int, p Conv2dParams) int {
 // output rows: out[n][:, band] = weight[Cout, Cin·KH·KW] · col[Cin·KH·KW, band].
 // 1x1 stride-1 convolutions skip im2col. It panics on mismatched channels or
 // an empty output.
+//
+// When an input is tracked, the backward step works per image and band too:
+// dweight += g·colᵀ over the im2col of the saved input (recomputed, not
+// kept), dx += col2im(weightᵀ·g), and dbias += the sum of g over N, H', W';
+// the 1x1 stride-1 case uses x and dx directly in place of col.
 func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	if x.Dims() != 4 || weight.Dims() != 4 {
 		panic(fmt.Sprintf("tensor: Conv2d needs 4-D input and weight, got %v and %v", x.Shape, weight.Shape))
@@ -58,24 +66,85 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 		beta = 1
 	}
 	kdim := cin * kh * kw
-	if kh == 1 && kw == 1 && p.Stride == 1 && p.Padding == 0 {
+	xd, wd := x.Data, weight.Data
+	pointwise := kh == 1 && kw == 1 && p.Stride == 1 && p.Padding == 0
+	band := max(1, min(ho, maxColFloats/max(1, kdim*wo)))
+	if pointwise {
 		for i := 0; i < n; i++ {
-			gemm(false, false, cout, hw, cin, 1, weight.Data, cin, x.Data[i*cin*h*w:(i+1)*cin*h*w], hw, beta, out.Data[i*cout*hw:(i+1)*cout*hw], hw)
+			gemm(false, false, cout, hw, cin, 1, wd, cin, xd[i*cin*h*w:(i+1)*cin*h*w], hw, beta, out.Data[i*cout*hw:(i+1)*cout*hw], hw)
 		}
+	} else {
+		col := make([]float32, kdim*band*wo)
+		for i := 0; i < n; i++ {
+			img := xd[i*cin*h*w : (i+1)*cin*h*w]
+			dst := out.Data[i*cout*hw : (i+1)*cout*hw]
+			for r0 := 0; r0 < ho; r0 += band {
+				rows := min(band, ho-r0)
+				cols := rows * wo
+				im2col(col[:kdim*cols], img, cin, h, w, kh, kw, p, r0, rows, wo)
+				gemm(false, false, cout, cols, kdim, 1, wd, kdim, col, cols, beta, dst[r0*wo:], hw)
+			}
+		}
+	}
+	if !tracked(x, weight, bias) {
 		return out
 	}
-	band := max(1, min(ho, maxColFloats/max(1, kdim*wo)))
-	col := make([]float32, kdim*band*wo)
-	for i := 0; i < n; i++ {
-		img := x.Data[i*cin*h*w : (i+1)*cin*h*w]
-		dst := out.Data[i*cout*hw : (i+1)*cout*hw]
-		for r0 := 0; r0 < ho; r0 += band {
-			rows := min(band, ho-r0)
-			cols := rows * wo
-			im2col(col[:kdim*cols], img, cin, h, w, kh, kw, p, r0, rows, wo)
-			gemm(false, false, cout, cols, kdim, 1, weight.Data, kdim, col, cols, beta, dst[r0*wo:], hw)
+	record(out, []*Tensor{x, weight, bias}, func(g []float32, d [][]float32) {
+		dx, dw, db := d[0], d[1], d[2]
+		if db != nil {
+			parallelFor(cout, 1, func(lo, hi int) {
+				for c := lo; c < hi; c++ {
+					var s float64
+					for i := 0; i < n; i++ {
+						for _, v := range g[(i*cout+c)*hw : (i*cout+c+1)*hw] {
+							s += float64(v)
+						}
+					}
+					db[c] += float32(s)
+				}
+			})
 		}
-	}
+		if dx == nil && dw == nil {
+			return
+		}
+		if pointwise {
+			for i := 0; i < n; i++ {
+				gi := g[i*cout*hw : (i+1)*cout*hw]
+				if dw != nil { // dW[Cout, Cin] += g_i[Cout, HW]·x_i[Cin, HW]ᵀ
+					gemm(false, true, cout, cin, hw, 1, gi, hw, xd[i*cin*hw:(i+1)*cin*hw], hw, 1, dw, cin)
+				}
+				if dx != nil { // dx_i[Cin, HW] += Wᵀ·g_i
+					gemm(true, false, cin, hw, cout, 1, wd, cin, gi, hw, 1, dx[i*cin*hw:(i+1)*cin*hw], hw)
+				}
+			}
+			return
+		}
+		var col, dcol []float32
+		if dw != nil {
+			col = make([]float32, kdim*band*wo)
+		}
+		if dx != nil {
+			dcol = make([]float32, kdim*band*wo)
+		}
+		for i := 0; i < n; i++ {
+			img := xd[i*cin*h*w : (i+1)*cin*h*w]
+			gi := g[i*cout*hw : (i+1)*cout*hw]
+			for r0 := 0; r0 < ho; r0 += band {
+				rows := min(band, ho-r0)
+				cols := rows * wo
+				// g_band [Cout, cols] with row stride hw.
+				gb := gi[r0*wo:]
+				if dw != nil { // dW[Cout, kdim] += g_band·col_bandᵀ
+					im2col(col[:kdim*cols], img, cin, h, w, kh, kw, p, r0, rows, wo)
+					gemm(false, true, cout, kdim, cols, 1, gb, hw, col, cols, 1, dw, kdim)
+				}
+				if dx != nil { // dcol = Wᵀ·g_band, scattered back onto dx_i
+					gemm(true, false, kdim, cols, cout, 1, wd, kdim, gb, hw, 0, dcol, cols)
+					col2im(dx[i*cin*h*w:(i+1)*cin*h*w], dcol[:kdim*cols], cin, h, w, kh, kw, p, r0, rows, wo)
+				}
+			}
+		}
+	})
 	return out
 }
 
@@ -115,6 +184,51 @@ func im2col(col, img []float32, cin, h, w, kh, kw int, p Conv2dParams, r0, rows,
 						row[ox] = 0
 					} else {
 						row[ox] = src[ix]
+					}
+				}
+			}
+		}
+	})
+}
+
+// col2im is the adjoint of im2col: it adds each entry of col [Cin·KH·KW,
+// rows·wo] to the pixel of img [Cin, h, w] that im2col read it from, for
+// output rows [r0, r0+rows); out-of-image taps are dropped. Work is split by
+// channel, so no two goroutines write the same plane.
+func col2im(img, col []float32, cin, h, w, kh, kw int, p Conv2dParams, r0, rows, wo int) {
+	cols := rows * wo
+	parallelFor(cin, 1, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			plane := img[c*h*w : (c+1)*h*w]
+			for ki := 0; ki < kh; ki++ {
+				for kj := 0; kj < kw; kj++ {
+					r := (c*kh+ki)*kw + kj
+					src := col[r*cols : (r+1)*cols]
+					for oy := 0; oy < rows; oy++ {
+						iy := (r0+oy)*p.Stride - p.Padding + ki
+						if iy < 0 || iy >= h {
+							continue
+						}
+						row := src[oy*wo : (oy+1)*wo]
+						dst := plane[iy*w : (iy+1)*w]
+						if p.Stride == 1 {
+							off := kj - p.Padding
+							lo, hi := max(0, -off), min(wo, w-off)
+							if lo >= hi {
+								continue
+							}
+							d := dst[lo+off : hi+off]
+							for j, v := range row[lo:hi] {
+								d[j] += v
+							}
+							continue
+						}
+						for ox, v := range row {
+							ix := ox*p.Stride - p.Padding + kj
+							if ix >= 0 && ix < w {
+								dst[ix] += v
+							}
+						}
 					}
 				}
 			}

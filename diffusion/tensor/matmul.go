@@ -27,12 +27,24 @@ func MatMul(a, b *Tensor) *Tensor {
 	}
 	shape := append(append([]int(nil), a.Shape[:a.Dims()-2]...), m, n)
 	out := New(shape...)
+	ad, bd := a.Data, b.Data
 	for i := 0; i < batch; i++ {
 		gemm(false, false, m, n, k, 1,
-			a.Data[i*m*k:(i+1)*m*k], k,
-			b.Data[i*bStride:i*bStride+k*n], n,
+			ad[i*m*k:(i+1)*m*k], k,
+			bd[i*bStride:i*bStride+k*n], n,
 			0, out.Data[i*m*n:(i+1)*m*n], n)
 	}
+	record(out, []*Tensor{a, b}, func(g []float32, d [][]float32) {
+		for i := 0; i < batch; i++ {
+			gi := g[i*m*n : (i+1)*m*n]
+			if d[0] != nil { // da = g·bᵀ
+				gemm(false, true, m, k, n, 1, gi, n, bd[i*bStride:], n, 1, d[0][i*m*k:], k)
+			}
+			if d[1] != nil { // db = aᵀ·g, summed over a shared b
+				gemm(true, false, k, n, m, 1, ad[i*m*k:], k, gi, n, 1, d[1][i*bStride:], n)
+			}
+		}
+	})
 	return out
 }
 
@@ -60,6 +72,28 @@ func Linear(x, weight, bias *Tensor) *Tensor {
 		}
 		beta = 1
 	}
-	gemm(false, true, rows, out, in, 1, x.Data, in, weight.Data, in, beta, y.Data, out)
+	xd, wd := x.Data, weight.Data
+	gemm(false, true, rows, out, in, 1, xd, in, wd, in, beta, y.Data, out)
+	record(y, []*Tensor{x, weight, bias}, func(g []float32, d [][]float32) {
+		if d[0] != nil { // dx = g·W
+			gemm(false, false, rows, in, out, 1, g, out, wd, in, 1, d[0], in)
+		}
+		if d[1] != nil { // dW = gᵀ·x
+			gemm(true, false, out, in, rows, 1, g, out, xd, in, 1, d[1], in)
+		}
+		if d[2] != nil {
+			sumRows(d[2], g, rows, out)
+		}
+	})
 	return y
+}
+
+// sumRows adds the sum of the rows of g [rows, n] to dst [n].
+func sumRows(dst, g []float32, rows, n int) {
+	for r := 0; r < rows; r++ {
+		row := g[r*n : (r+1)*n]
+		for j, v := range row {
+			dst[j] += v
+		}
+	}
 }

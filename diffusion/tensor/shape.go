@@ -37,6 +37,21 @@ func Concat(dim int, ts ...*Tensor) *Tensor {
 			off += n
 		}
 	}
+	sizes := make([]int, len(ts))
+	for i, t := range ts {
+		sizes[i] = t.Shape[dim] * inner
+	}
+	record(out, ts, func(g []float32, d [][]float32) {
+		off := 0
+		for o := 0; o < outer; o++ {
+			for i, n := range sizes {
+				if d[i] != nil {
+					addInto(d[i][o*n:(o+1)*n], g[off:off+n])
+				}
+				off += n
+			}
+		}
+	})
 	return out
 }
 
@@ -56,7 +71,10 @@ func Split(x *Tensor, sizes ...int) []*Tensor {
 	off := 0
 	for _, s := range sizes {
 		shape := append([]int{s}, x.Shape[1:]...)
-		out = append(out, &Tensor{Shape: shape, Data: x.Data[off*row : (off+s)*row]})
+		part := &Tensor{Shape: shape, Data: x.Data[off*row : (off+s)*row]}
+		lo, hi := off*row, (off+s)*row
+		record(part, []*Tensor{x}, func(g []float32, d [][]float32) { addInto(d[0][lo:hi], g) })
+		out = append(out, part)
 		off += s
 	}
 	return out
@@ -70,6 +88,12 @@ func Repeat(x *Tensor, n int) *Tensor {
 	for i := 0; i < n; i++ {
 		copy(out.Data[i*x.Len():], x.Data)
 	}
+	size := x.Len()
+	record(out, []*Tensor{x}, func(g []float32, d [][]float32) {
+		for i := 0; i < n; i++ {
+			addInto(d[0], g[i*size:(i+1)*size])
+		}
+	})
 	return out
 }
 
@@ -81,23 +105,36 @@ func Transpose(x *Tensor) *Tensor {
 	shape := append(append([]int(nil), x.Shape[:x.Dims()-2]...), b, a)
 	out := New(shape...)
 	batch := x.Len() / max(1, a*b)
+	transposeInto(out.Data, x.Data, batch, a, b, false)
+	record(out, []*Tensor{x}, func(g []float32, d [][]float32) {
+		transposeInto(d[0], g, batch, b, a, true)
+	})
+	return out
+}
+
+// transposeInto writes (or, with add, adds) the transpose of each of batch
+// [a, b] matrices of src into dst as [b, a], in cache tiles.
+func transposeInto(dst, src []float32, batch, a, b int, add bool) {
 	const tile = 32
 	parallelFor(batch*((a+tile-1)/tile), 1, func(lo, hi int) {
 		tiles := (a + tile - 1) / tile
 		for t := lo; t < hi; t++ {
 			n, i0 := t/tiles, (t%tiles)*tile
-			src := x.Data[n*a*b:]
-			dst := out.Data[n*a*b:]
+			src := src[n*a*b:]
+			dst := dst[n*a*b:]
 			for j0 := 0; j0 < b; j0 += tile {
 				for i := i0; i < min(i0+tile, a); i++ {
 					for j := j0; j < min(j0+tile, b); j++ {
-						dst[j*a+i] = src[i*b+j]
+						if add {
+							dst[j*a+i] += src[i*b+j]
+						} else {
+							dst[j*a+i] = src[i*b+j]
+						}
 					}
 				}
 			}
 		}
 	})
-	return out
 }
 
 // UpsampleNearest2x doubles the height and width of x [N, C, H, W] by
@@ -123,6 +160,7 @@ func UpsampleNearest2x(x *Tensor) *Tensor {
 			}
 		}
 	})
+	recordUpsample(out, x)
 	return out
 }
 
@@ -156,7 +194,38 @@ func UpsampleNearest(x *Tensor, outH, outW int) *Tensor {
 			}
 		}
 	})
+	recordUpsample(out, x)
 	return out
+}
+
+// recordUpsample records the backward step of a nearest-neighbour resize of
+// x to out: each input pixel's gradient is the sum over the output pixels
+// that copied it (output pixel i of n reads input floor(i·h/n), as above).
+func recordUpsample(out, x *Tensor) {
+	if !tracked(x) {
+		return
+	}
+	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	outH, outW := out.Shape[2], out.Shape[3]
+	sy, sx := float32(h)/float32(outH), float32(w)/float32(outW)
+	if outH == 2*h && outW == 2*w {
+		sy, sx = 0.5, 0.5
+	}
+	record(out, []*Tensor{x}, func(g []float32, d [][]float32) {
+		dx := d[0]
+		parallelFor(n*c, 4, func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				src := g[p*outH*outW : (p+1)*outH*outW]
+				dst := dx[p*h*w : (p+1)*h*w]
+				for y := 0; y < outH; y++ {
+					dr := dst[min(int(float32(y)*sy), h-1)*w:]
+					for i, v := range src[y*outW : (y+1)*outW] {
+						dr[min(int(float32(i)*sx), w-1)] += v
+					}
+				}
+			}
+		})
+	})
 }
 
 // PadBottomRight returns x [N, C, H, W] padded with one row of zeros at the
@@ -171,5 +240,57 @@ func PadBottomRight(x *Tensor) *Tensor {
 			copy(out.Data[(p*(h+1)+y)*(w+1):], x.Data[(p*h+y)*w:(p*h+y+1)*w])
 		}
 	}
+	record(out, []*Tensor{x}, func(g []float32, d [][]float32) {
+		for p := 0; p < n*c; p++ {
+			for y := 0; y < h; y++ {
+				addInto(d[0][(p*h+y)*w:(p*h+y+1)*w], g[(p*(h+1)+y)*(w+1):(p*(h+1)+y)*(w+1)+w])
+			}
+		}
+	})
+	return out
+}
+
+// Narrow returns a copy of x restricted to [start, start+length) along dim
+// (torch.narrow followed by contiguous); torch.chunk(moments, 2, dim=1) is
+// two Narrows. It panics on a range outside x.
+func Narrow(x *Tensor, dim, start, length int) *Tensor {
+	if dim < 0 {
+		dim += x.Dims()
+	}
+	if start < 0 || length < 0 || start+length > x.Shape[dim] {
+		panic(fmt.Sprintf("tensor: Narrow of %v along %d to [%d, %d)", x.Shape, dim, start, start+length))
+	}
+	shape := append([]int(nil), x.Shape...)
+	shape[dim] = length
+	out := New(shape...)
+	outer, inner := numel(x.Shape[:dim]), numel(x.Shape[dim+1:])
+	src, n := x.Shape[dim]*inner, length*inner
+	for o := 0; o < outer; o++ {
+		copy(out.Data[o*n:(o+1)*n], x.Data[o*src+start*inner:])
+	}
+	record(out, []*Tensor{x}, func(g []float32, d [][]float32) {
+		for o := 0; o < outer; o++ {
+			addInto(d[0][o*src+start*inner:o*src+start*inner+n], g[o*n:(o+1)*n])
+		}
+	})
+	return out
+}
+
+// Gather returns the rows of table [num, dim] at ids as [batch, len(ids)/batch,
+// dim] (torch.nn.functional.embedding); the backward step adds each output
+// row's gradient to its table row. It panics on an id outside the table;
+// callers validate ids.
+func Gather(table *Tensor, ids []int, batch int) *Tensor {
+	dim := table.Shape[1]
+	out := New(batch, len(ids)/batch, dim)
+	for i, id := range ids {
+		copy(out.Data[i*dim:(i+1)*dim], table.Data[id*dim:(id+1)*dim])
+	}
+	ids = append([]int(nil), ids...)
+	record(out, []*Tensor{table}, func(g []float32, d [][]float32) {
+		for i, id := range ids {
+			addInto(d[0][id*dim:(id+1)*dim], g[i*dim:(i+1)*dim])
+		}
+	})
 	return out
 }

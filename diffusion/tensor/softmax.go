@@ -4,16 +4,69 @@ import "math"
 
 // Softmax applies softmax over the last dimension of x in place and returns
 // x. Each row is shifted by its maximum first, so large logits do not
-// overflow; rows of all −Inf become all zero.
+// overflow; rows of all −Inf become all zero. When x is tracked the result
+// goes to a fresh slice x is rebound to (see Tape), and the backward step is
+// dx = y ⊙ (g − Σ g⊙y) per row, y the saved output.
 func Softmax(x *Tensor) *Tensor {
 	d := x.Dim(-1)
 	rows := x.Len() / max(1, d)
+	if !tracked(x) {
+		parallelFor(rows, 64, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				softmaxRow(x.Data[r*d : (r+1)*d])
+			}
+		})
+		return x
+	}
+	src := x.Data
+	y := make([]float32, len(src))
 	parallelFor(rows, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			softmaxRow(x.Data[r*d : (r+1)*d])
+			row := y[r*d : (r+1)*d]
+			copy(row, src[r*d:(r+1)*d])
+			softmaxRow(row)
 		}
 	})
+	x.Data = y
+	record(x, []*Tensor{x}, func(g []float32, grads [][]float32) {
+		dx := grads[0]
+		parallelFor(rows, 64, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				softmaxRowGrad(dx[r*d:(r+1)*d], g[r*d:(r+1)*d], y[r*d:(r+1)*d])
+			}
+		})
+	})
 	return x
+}
+
+// softmaxRowGrad adds y ⊙ (g − Σ g⊙y) to dx: the gradient of the softmax
+// output y of one row for the output gradient g.
+func softmaxRowGrad(dx, g, y []float32) {
+	s := float32(dot64(g, y))
+	y = y[:len(g)]
+	dx = dx[:len(g)]
+	for i, v := range g {
+		dx[i] += y[i] * (v - s)
+	}
+}
+
+// dot64 returns Σ a[i]·b[i] over a's length, accumulated in float64 in four
+// partial sums (independent dependency chains).
+func dot64(a, b []float32) float64 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		x, y := a[i:i+4:i+4], b[i:i+4:i+4]
+		s0 += float64(x[0]) * float64(y[0])
+		s1 += float64(x[1]) * float64(y[1])
+		s2 += float64(x[2]) * float64(y[2])
+		s3 += float64(x[3]) * float64(y[3])
+	}
+	for ; i < len(a); i++ {
+		s0 += float64(a[i]) * float64(b[i])
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 func softmaxRow(row []float32) {

@@ -1,10 +1,13 @@
 // Package tensor is Pigment's small float32 tensor type and the numeric
-// operations the Stable Diffusion models need.
+// operations the Stable Diffusion models need, with the reverse-mode
+// automatic differentiation the trainer runs the same model code under.
 //
 // A Tensor is a dense row-major array: the last dimension varies fastest, so
 // a 4-D image batch is laid out NCHW ([batch, channels, height, width]) and a
-// token sequence is [batch, seq, hidden]. There is no lazy graph and no
-// autograd; every op runs when called. Heavy work (matrix products and
+// token sequence is [batch, seq, hidden]. There is no lazy graph; every op
+// runs when called. Tensors watched by a Tape (model parameters during
+// training) make every op that reads them record its backward step; for the
+// untracked tensors of inference that costs one nil check per op. Heavy work (matrix products and
 // convolutions) goes through the BLAS variable, a BLAS-shaped Sgemm
 // interface: by default Packed, a cache-blocked packed SGEMM with AVX-512
 // and AVX2+FMA micro-kernels in assembly and a pure-Go fallback; gonum's
@@ -26,6 +29,10 @@ import (
 type Tensor struct {
 	Shape []int
 	Data  []float32
+
+	// ag is the tensor's node on a Tape when it is tracked for training
+	// (see autograd.go); nil for every tensor of plain inference.
+	ag *gradNode
 }
 
 // New returns a zero-filled tensor of the given shape.
@@ -79,7 +86,9 @@ func (t *Tensor) Dim(i int) int {
 
 // Clone returns a deep copy of t.
 func (t *Tensor) Clone() *Tensor {
-	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...)}
+	out := &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...)}
+	record(out, []*Tensor{t}, func(g []float32, d [][]float32) { addInto(d[0], g) })
+	return out
 }
 
 // Reshape returns a view of t with a new shape sharing t's data. One
@@ -109,7 +118,9 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 	if n != len(t.Data) {
 		panic(fmt.Sprintf("tensor: cannot reshape %v to %v", t.Shape, shape))
 	}
-	return &Tensor{Shape: shape, Data: t.Data}
+	out := &Tensor{Shape: shape, Data: t.Data}
+	record(out, []*Tensor{t}, func(g []float32, d [][]float32) { addInto(d[0], g) })
+	return out
 }
 
 // SameShape reports whether a and b have identical shapes.

@@ -2,7 +2,6 @@ package vae
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 
 	"github.com/pigment-ai/pigment/diffusion/nn"
@@ -136,20 +135,25 @@ type DiagonalGaussian struct {
 // newDiagonalGaussian splits moments [N, 2C, h, w] along channels into the
 // mean and the log-variance, as torch.chunk(moments, 2, dim=1).
 func newDiagonalGaussian(moments *tensor.Tensor) *DiagonalGaussian {
-	n, c2, h, w := moments.Shape[0], moments.Shape[1], moments.Shape[2], moments.Shape[3]
-	c := c2 / 2
-	d := &DiagonalGaussian{Mean: tensor.New(n, c, h, w), LogVar: tensor.New(n, c, h, w), Std: tensor.New(n, c, h, w)}
-	plane := c * h * w
-	for i := 0; i < n; i++ {
-		copy(d.Mean.Data[i*plane:(i+1)*plane], moments.Data[2*i*plane:(2*i+1)*plane])
-		copy(d.LogVar.Data[i*plane:(i+1)*plane], moments.Data[(2*i+1)*plane:(2*i+2)*plane])
+	c := moments.Shape[1] / 2
+	d := &DiagonalGaussian{
+		Mean:   tensor.Narrow(moments, 1, 0, c),
+		LogVar: tensor.Clamp(tensor.Narrow(moments, 1, c, c), -30, 20),
 	}
-	for i, v := range d.LogVar.Data {
-		v = min(max(v, -30), 20)
-		d.LogVar.Data[i] = v
-		d.Std.Data[i] = float32(math.Exp(float64(0.5 * v)))
-	}
+	d.Std = tensor.Exp(tensor.Scale(d.LogVar.Clone(), 0.5))
 	return d
+}
+
+// KL returns the mean over elements of KL(N(Mean, Std²) ‖ N(0, 1)) =
+// ½(Mean² + Std² − 1 − LogVar), a tensor of shape [1]; diffusers' kl()
+// sums instead of averaging over the latent dimensions. The trainer adds it,
+// weighted, to the reconstruction loss (Kingma & Welling 2014).
+func (d *DiagonalGaussian) KL() *tensor.Tensor {
+	v := tensor.Add(tensor.Mul(d.Mean, d.Mean), tensor.Mul(d.Std, d.Std))
+	v = tensor.Sub(v, d.LogVar)
+	kl := tensor.Scale(tensor.Mean(v), 0.5)
+	kl.Data[0] -= 0.5 // the constant −1 has no gradient
+	return kl
 }
 
 // Sample returns Mean + Std·noise, a draw from the distribution given
@@ -160,13 +164,8 @@ func (d *DiagonalGaussian) Sample(noise *tensor.Tensor) *tensor.Tensor {
 	if !tensor.SameShape(noise, d.Mean) {
 		panic(fmt.Sprintf("vae: Sample noise %v for a distribution of %v", noise.Shape, d.Mean.Shape))
 	}
-	out := tensor.New(d.Mean.Shape...)
-	for i := range out.Data {
-		// The explicit conversion rounds the product, as torch does,
-		// instead of letting the compiler fuse a multiply-add.
-		out.Data[i] = d.Mean.Data[i] + float32(d.Std.Data[i]*noise.Data[i])
-	}
-	return out
+	// Mul rounds the product to float32 before the sum, as torch does.
+	return tensor.Add(d.Mean, tensor.Mul(d.Std, noise))
 }
 
 // Mode returns the most likely latents, Mean (diffusers' mode()).

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pigment-ai/pigment/diffusion/train"
+)
+
+// runTrain trains a text-to-image model (see package train): from scratch
+// on the built-in synthetic shapes data set or a folder of captioned
+// images, or fine-tuning an existing model directory (--from).
+func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("train", stderr)
+	data := fs.String("data", "shapes", `training data: "shapes" (the synthetic scenes pigment-tiny learns) or a folder of images with same-named .txt captions`)
+	out := fs.String("out", "models/pigment-tiny", "model directory to write (diffusers layout)")
+	work := fs.String("work", "", "directory for checkpoints; a rerun resumes from them (default OUT.work)")
+	from := fs.String("from", "", "model directory to fine-tune (its UNet and text encoder are trained; autoencoder and tokenizer kept)")
+	size := fs.Int("image-size", 64, "training image side in pixels")
+	seed := fs.Uint64("seed", 1, "seed of initialisation, data order and noise")
+	vaeSteps := fs.Int("vae-steps", 4000, "autoencoder steps (stage 1, from scratch only)")
+	vaeBatch := fs.Int("vae-batch", 16, "autoencoder batch size")
+	vaeLR := fs.Float64("vae-lr", 1e-3, "autoencoder peak learning rate")
+	kl := fs.Float64("kl-weight", 1e-4, "weight of the autoencoder's KL term (per latent element)")
+	steps := fs.Int("steps", 20000, "UNet and text-encoder steps (stage 2)")
+	batch := fs.Int("batch", 32, "UNet batch size")
+	lr := fs.Float64("lr", 5e-4, "UNet peak learning rate")
+	warmup := fs.Int("warmup", 500, "learning-rate warm-up steps (both stages)")
+	ema := fs.Float64("ema", 0.999, "EMA decay of the shipped weights")
+	uncond := fs.Float64("uncond-prob", 0.1, "fraction of captions dropped, for classifier-free guidance")
+	minSNR := fs.Float64("min-snr", 5, "Min-SNR loss weighting γ (0: plain MSE)")
+	every := fs.Int("checkpoint-every", 500, "steps between checkpoints")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: pigment train [--data shapes|DIR] [--out DIR] [--from MODEL] [flags]")
+		printDefaults(fs, stderr)
+	}
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *size < 8 || *size%8 != 0 || *size > 1024 {
+		return usagef("--image-size must be a multiple of 8 in [8, 1024], got %d", *size)
+	}
+	if *out == "" {
+		return usagef("--out must not be empty")
+	}
+	if !(*kl >= 0) {
+		return usagef("--kl-weight must not be negative, got %v", *kl)
+	}
+	if !(*uncond >= 0 && *uncond <= 1) {
+		return usagef("--uncond-prob must be in [0, 1], got %v", *uncond)
+	}
+	if !(*minSNR >= 0) {
+		return usagef("--min-snr must not be negative, got %v", *minSNR)
+	}
+	if *every < 1 {
+		return usagef("--checkpoint-every must be at least 1, got %d", *every)
+	}
+	if *work == "" {
+		*work = filepath.Clean(*out) + ".work"
+	}
+	var ds train.Dataset
+	if *data == "shapes" {
+		ds = train.Shapes{Seed: *seed, ImageSize: *size}
+	} else {
+		st, err := os.Stat(*data)
+		if err != nil || !st.IsDir() {
+			return usagef(`--data must be "shapes" or a folder of captioned images: %q is not a folder`, *data)
+		}
+		f, err := train.LoadFolder(*data, *size, *seed)
+		if err != nil {
+			return fmt.Errorf("--data: %w", err)
+		}
+		fmt.Fprintf(stderr, "data: %d captioned images from %s\n", f.Len(), *data)
+		ds = f
+	}
+	if *from != "" {
+		if _, err := os.Stat(filepath.Join(*from, "model_index.json")); err != nil {
+			return usagef("--from %s is not a model directory (no model_index.json)", *from)
+		}
+	} else if *data != "shapes" && *size != 64 {
+		return usagef("--image-size must be 64 when training from scratch (the pigment-tiny architecture), got %d", *size)
+	}
+	base := train.Options{Warmup: *warmup, WeightDecay: 0.01, EMADecay: *ema, MaxGradNorm: 1, Seed: *seed, CheckpointEvery: *every, LogEvery: 50}
+	vo, uo := base, base
+	vo.Steps, vo.Batch, vo.LR = *vaeSteps, *vaeBatch, *vaeLR
+	uo.Steps, uo.Batch, uo.LR = *steps, *batch, *lr
+	uo.Seed = *seed + 100
+	if err := uo.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if err := vo.Validate(); err != nil && *from == "" {
+		// Shared flags passed above; what is left is a --vae-* flag.
+		return usagef("--vae-%s", strings.TrimPrefix(err.Error(), "--"))
+	}
+	r := &train.Recipe{
+		Data: ds, Out: *out, Work: *work, From: *from, Seed: *seed,
+		VAE: vo, KLWeight: *kl, UNet: uo, UncondProb: *uncond, MinSNRGamma: *minSNR, Log: stderr,
+	}
+	return r.Run(ctx)
+}

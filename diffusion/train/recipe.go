@@ -1,0 +1,243 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/pigment-ai/pigment/diffusion/clip"
+	"github.com/pigment-ai/pigment/diffusion/nn"
+	"github.com/pigment-ai/pigment/diffusion/safetensors"
+	"github.com/pigment-ai/pigment/diffusion/sampling"
+	"github.com/pigment-ai/pigment/diffusion/tensor"
+	"github.com/pigment-ai/pigment/diffusion/unet"
+	"github.com/pigment-ai/pigment/diffusion/vae"
+)
+
+// Recipe is a complete training run that ends in a model directory: from
+// scratch (autoencoder stage, then UNet and text encoder), or from an
+// existing model (From: the UNet and text encoder are fine-tuned, the
+// autoencoder and tokenizer are kept). Stages resume from their
+// checkpoints in Work, and a finished stage is not run again.
+type Recipe struct {
+	Data Dataset
+	Out  string // model directory written at the end
+	Work string // checkpoints and the stage-one autoencoder
+	From string // model directory to fine-tune; "" trains from scratch
+	Seed uint64
+
+	VAE      Options // stage one (from scratch only)
+	KLWeight float64
+	UNet     Options // stage two
+	// UncondProb and MinSNRGamma: see Diffusion.
+	UncondProb, MinSNRGamma float64
+	Log                     io.Writer
+}
+
+func (r *Recipe) logf(format string, args ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, format, args...)
+	}
+}
+
+// Run trains and writes r.Out.
+func (r *Recipe) Run(ctx context.Context) error {
+	if err := os.MkdirAll(r.Work, 0o755); err != nil {
+		return err
+	}
+	if r.From != "" {
+		return r.fineTune(ctx)
+	}
+	vaeDir := filepath.Join(r.Work, "vae")
+	if _, err := os.Stat(filepath.Join(vaeDir, "config.json")); errors.Is(err, fs.ErrNotExist) {
+		if err := r.trainVAE(ctx, vaeDir); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	} else {
+		r.logf("stage 1 (autoencoder): done earlier, using %s\n", vaeDir)
+	}
+	vm, err := vae.Load(vaeDir)
+	if err != nil {
+		return err
+	}
+	vocab, err := WordVocab(r.Data.Words())
+	if err != nil {
+		return err
+	}
+	tok, err := clip.NewTokenizer(vocab.Tokens, vocab.Merges, "")
+	if err != nil {
+		return err
+	}
+	tok.MaxLength = TinyMaxLength
+	textCfg := TinyTextConfig(len(vocab.Tokens), tok.BOS, tok.EOS)
+	textRec := NewRecorder(nn.NewRandomSource(r.Seed + 1))
+	tw := nn.NewWeights(textRec)
+	text := clip.NewTextModel(tw, textCfg)
+	if err := tw.Err(); err != nil {
+		return err
+	}
+	unetCfg := TinyUNetConfig()
+	unetRec := NewRecorder(nn.NewRandomSource(r.Seed + 2))
+	um, err := unet.New(nn.NewWeights(unetRec), unetCfg)
+	if err != nil {
+		return err
+	}
+	parts := Parts{Vocab: vocab, MaxLength: TinyMaxLength, TextConfig: textCfg, UNetConfig: unetCfg, VAEConfig: vm.Config}
+	return r.trainDiffusion(ctx, tok, text, textRec.Params(), um, unetRec.Params(), vm, parts)
+}
+
+// trainVAE runs stage one and saves the EMA autoencoder, with its measured
+// scaling_factor, to dir.
+func (r *Recipe) trainVAE(ctx context.Context, dir string) error {
+	cfg := TinyVAEConfig()
+	rec := NewRecorder(nn.NewRandomSource(r.Seed))
+	m, err := vae.New(nn.NewWeights(rec), cfg)
+	if err != nil {
+		return err
+	}
+	params := rec.Params()
+	r.logf("stage 1 (autoencoder): %d parameters, %d steps of batch %d\n", params.Count(), r.VAE.Steps, r.VAE.Batch)
+	opts := r.VAE
+	opts.Checkpoint = filepath.Join(r.Work, "vae.ckpt.safetensors")
+	opts.Log = r.Log
+	s, err := Run(ctx, opts, params, map[string]string{"stage": "vae"}, tensor.NewTape(), VAEStage(m, r.Data, opts, r.KLWeight))
+	if err != nil {
+		return err
+	}
+	useEMA(s)
+	m.Config.ScalingFactor = float64(LatentScale(m, r.Data, 512))
+	r.logf("stage 1 (autoencoder): scaling_factor %.5f\n", m.Config.ScalingFactor)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := params.Save(filepath.Join(dir, "diffusion_pytorch_model.safetensors"), safetensors.F32, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(dir, "config.json"), m.Config)
+}
+
+// useEMA copies the averaged weights into the parameters.
+func useEMA(s *State) {
+	for i, t := range s.Params.Tensors {
+		copy(t.Data, s.EMA.Shadow[i])
+	}
+}
+
+// join concatenates parameter sets, prefixing each set's names.
+func join(prefixes []string, sets ...Params) Params {
+	var out Params
+	for i, p := range sets {
+		for j, n := range p.Names {
+			out.Names = append(out.Names, prefixes[i]+n)
+			out.Tensors = append(out.Tensors, p.Tensors[j])
+		}
+	}
+	return out
+}
+
+func (r *Recipe) trainDiffusion(ctx context.Context, tok *clip.Tokenizer, text *clip.TextModel, textP Params,
+	um *unet.UNet2DConditionModel, unetP Params, vm *vae.AutoencoderKL, parts Parts) error {
+	sched, err := sampling.ParseConfig(mustJSON(SchedulerConfig()))
+	if err != nil {
+		return err
+	}
+	ddpm, err := sampling.New(sampling.DDIM, sched)
+	if err != nil {
+		return err
+	}
+	d := &Diffusion{
+		Tokenizer: tok, Text: text, UNet: um, VAE: vm, ScalingFactor: float32(vm.Config.ScalingFactor),
+		AlphasCumprod: ddpm.AlphasCumprod(), UncondProb: r.UncondProb, MinSNRGamma: r.MinSNRGamma,
+	}
+	params := join([]string{"text_encoder/", "unet/"}, textP, unetP)
+	r.logf("stage 2 (UNet %d + text encoder %d parameters): %d steps of batch %d\n", unetP.Count(), textP.Count(), r.UNet.Steps, r.UNet.Batch)
+	opts := r.UNet
+	opts.Checkpoint = filepath.Join(r.Work, "unet.ckpt.safetensors")
+	opts.Log = r.Log
+	s, err := Run(ctx, opts, params, map[string]string{"stage": "unet"}, tensor.NewTape(), d.Stage(r.Data, opts))
+	if err != nil {
+		return err
+	}
+	useEMA(s)
+	parts.Text, parts.UNet = textP, unetP
+	// The autoencoder is saved as trained in stage one (or as loaded).
+	vsrc, err := nn.OpenComponent(vaeDirOf(r), "diffusion_pytorch_model")
+	if err != nil {
+		return err
+	}
+	defer vsrc.Close()
+	rec := NewRecorder(vsrc)
+	if _, err := vae.New(nn.NewWeights(rec), vm.Config); err != nil {
+		return err
+	}
+	parts.VAE = rec.Params()
+	if err := SaveModel(r.Out, parts, safetensors.F16); err != nil {
+		return err
+	}
+	r.logf("saved %s\n", r.Out)
+	return nil
+}
+
+// vaeDirOf is where the recipe's autoencoder comes from.
+func vaeDirOf(r *Recipe) string {
+	if r.From != "" {
+		return filepath.Join(r.From, "vae")
+	}
+	return filepath.Join(r.Work, "vae")
+}
+
+// fineTune loads r.From and trains its UNet and text encoder on r.Data.
+func (r *Recipe) fineTune(ctx context.Context) error {
+	tok, err := clip.LoadTokenizer(filepath.Join(r.From, "tokenizer"))
+	if err != nil {
+		return err
+	}
+	vocab, err := readVocab(filepath.Join(r.From, "tokenizer"))
+	if err != nil {
+		return err
+	}
+	textCfg, err := clip.LoadTextConfig(filepath.Join(r.From, "text_encoder", "config.json"))
+	if err != nil {
+		return err
+	}
+	tsrc, err := nn.OpenComponent(filepath.Join(r.From, "text_encoder"), "model")
+	if err != nil {
+		return err
+	}
+	defer tsrc.Close()
+	textRec := NewRecorder(tsrc)
+	tw := nn.NewWeights(textRec)
+	text := clip.NewTextModel(tw, textCfg)
+	if err := tw.Err(); err != nil {
+		return err
+	}
+	unetCfg, err := unet.LoadConfig(filepath.Join(r.From, "unet", "config.json"))
+	if err != nil {
+		return err
+	}
+	usrc, err := nn.OpenComponent(filepath.Join(r.From, "unet"), "diffusion_pytorch_model")
+	if err != nil {
+		return err
+	}
+	defer usrc.Close()
+	unetRec := NewRecorder(usrc)
+	um, err := unet.New(nn.NewWeights(unetRec), unetCfg)
+	if err != nil {
+		return err
+	}
+	vm, err := vae.Load(filepath.Join(r.From, "vae"))
+	if err != nil {
+		return err
+	}
+	if vm.Config.ScaleFactor()*unetCfg.SampleSize != r.Data.Size() {
+		r.logf("note: training at %dx%d, the model's default size is %dx%d\n", r.Data.Size(), r.Data.Size(), vm.Config.ScaleFactor()*unetCfg.SampleSize, vm.Config.ScaleFactor()*unetCfg.SampleSize)
+	}
+	parts := Parts{Vocab: vocab, MaxLength: tok.MaxLength, TextConfig: textCfg, UNetConfig: unetCfg, VAEConfig: vm.Config}
+	return r.trainDiffusion(ctx, tok, text, textRec.Params(), um, unetRec.Params(), vm, parts)
+}
