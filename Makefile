@@ -5,7 +5,7 @@ PKGS     ?= ./...
 # Service packages run under the race detector (they are concurrent code).
 RACE_PKGS = $(shell $(GO) list ./gateway/... ./workers/... ./assets/... 2>/dev/null)
 
-.PHONY: all build run test test-short race fuzz bench bench-unet bench-load vet fmt clean
+.PHONY: all build run test test-short race fuzz bench bench-unet bench-load vet fmt clean model eval
 
 all: build
 
@@ -17,6 +17,16 @@ build:
 run: build
 	mkdir -p models
 	$(BIN) serve --addr 127.0.0.1:8080 --data-dir pigment-data --models-dir models --workers 1
+
+# pigment-tiny, the default model, trained from scratch on the synthetic
+# shapes data set: autoencoder, then UNet + text encoder (about 2 hours on
+# 2 cores). Checkpoints go to models/pigment-tiny.work; rerunning resumes.
+model: build
+	$(BIN) train --data shapes --out models/pigment-tiny
+
+# Score pigment-tiny on 200 held-out captions with the shapes analyser.
+eval: build
+	$(BIN) eval --model models/pigment-tiny --captions 200
 
 vet:
 	$(GO) vet $(PKGS)

@@ -68,7 +68,7 @@ var flagOf = map[string]string{
 
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("generate", stderr)
-	model := fs.String("model", "", "diffusers model directory (required)")
+	model := fs.String("model", "", "diffusers model directory (default: "+defaultModelDir+", the model shipped with Pigment)")
 	var prompts, negatives stringList
 	fs.Var(&prompts, "prompt", "prompt; repeat for a batch of prompts (required)")
 	fs.Var(&negatives, "negative-prompt", "negative prompt, once for all prompts or once per prompt")
@@ -101,7 +101,10 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usagef("unexpected argument %q (use --prompt)", pos[0])
 	}
 	if *model == "" {
-		return usagef("--model is required")
+		if !isModelDir(defaultModelDir) {
+			return usagef("--model is required (the default %s is not here; `make model` trains it)", defaultModelDir)
+		}
+		*model = defaultModelDir
 	}
 	if len(prompts) == 0 {
 		return usagef("--prompt is required")

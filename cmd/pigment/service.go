@@ -179,7 +179,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	modelsDir := fs.String("models-dir", "models", "folder of diffusers-layout models, one subfolder each, served by folder name")
 	natsListen := fs.String("nats-listen", "", "also accept NATS clients (remote `pigment worker`s) on this host:port; empty: in-process only")
 	publicURL := fs.String("public-url", "", "base URL of image links (default: relative links; absolute ones from the request's Host for the OpenAI endpoint)")
-	defaultModel := fs.String("default-model", "", "model of requests that name none (default: the only model served)")
+	defaultModel := fs.String("default-model", "", "model of requests that name none (default: "+defaultModelName+" when it is in --models-dir, else the only model served)")
 	var sf serviceFlags
 	sf.register(fs)
 	fs.Usage = func() {
@@ -194,6 +194,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return usagef("--addr %q: %v", *addr, err)
+	}
+	if *defaultModel == "" && isModelDir(filepath.Join(*modelsDir, defaultModelName)) {
+		*defaultModel = defaultModelName
 	}
 	log := sf.logger(stderr)
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {

@@ -11,25 +11,38 @@ import (
 	"github.com/pigment-ai/pigment/diffusion/train"
 )
 
+// The model Pigment ships (trained by `make model`), used when no other is
+// named: by generate as its --model and by serve as its default model.
+const (
+	defaultModelName = "pigment-tiny"
+	defaultModelDir  = "models/" + defaultModelName
+)
+
+// isModelDir reports whether dir holds a diffusers model_index.json.
+func isModelDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "model_index.json"))
+	return err == nil
+}
+
 // runTrain trains a text-to-image model (see package train): from scratch
 // on the built-in synthetic shapes data set or a folder of captioned
 // images, or fine-tuning an existing model directory (--from).
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("train", stderr)
 	data := fs.String("data", "shapes", `training data: "shapes" (the synthetic scenes pigment-tiny learns) or a folder of images with same-named .txt captions`)
-	out := fs.String("out", "models/pigment-tiny", "model directory to write (diffusers layout)")
+	out := fs.String("out", defaultModelDir, "model directory to write (diffusers layout)")
 	work := fs.String("work", "", "directory for checkpoints; a rerun resumes from them (default OUT.work)")
 	from := fs.String("from", "", "model directory to fine-tune (its UNet and text encoder are trained; autoencoder and tokenizer kept)")
 	size := fs.Int("image-size", 64, "training image side in pixels")
 	seed := fs.Uint64("seed", 1, "seed of initialisation, data order and noise")
-	vaeSteps := fs.Int("vae-steps", 4000, "autoencoder steps (stage 1, from scratch only)")
+	vaeSteps := fs.Int("vae-steps", 1200, "autoencoder steps (stage 1, from scratch only)")
 	vaeBatch := fs.Int("vae-batch", 16, "autoencoder batch size")
 	vaeLR := fs.Float64("vae-lr", 1e-3, "autoencoder peak learning rate")
 	kl := fs.Float64("kl-weight", 1e-4, "weight of the autoencoder's KL term (per latent element)")
-	steps := fs.Int("steps", 20000, "UNet and text-encoder steps (stage 2)")
+	steps := fs.Int("steps", 5000, "UNet and text-encoder steps (stage 2)")
 	batch := fs.Int("batch", 32, "UNet batch size")
-	lr := fs.Float64("lr", 5e-4, "UNet peak learning rate")
-	warmup := fs.Int("warmup", 500, "learning-rate warm-up steps (both stages)")
+	lr := fs.Float64("lr", 6e-4, "UNet peak learning rate")
+	warmup := fs.Int("warmup", 300, "learning-rate warm-up steps (both stages)")
 	ema := fs.Float64("ema", 0.999, "EMA decay of the shipped weights")
 	uncond := fs.Float64("uncond-prob", 0.1, "fraction of captions dropped, for classifier-free guidance")
 	minSNR := fs.Float64("min-snr", 5, "Min-SNR loss weighting γ (0: plain MSE)")
@@ -80,7 +93,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ds = f
 	}
 	if *from != "" {
-		if _, err := os.Stat(filepath.Join(*from, "model_index.json")); err != nil {
+		if !isModelDir(*from) {
 			return usagef("--from %s is not a model directory (no model_index.json)", *from)
 		}
 	} else if *data != "shapes" && *size != 64 {

@@ -147,3 +147,15 @@ func TestUntrackedOpsRecordNothing(t *testing.T) {
 		t.Fatal("untracked inputs gave a tracked output")
 	}
 }
+
+func TestErf32(t *testing.T) {
+	worst := 0.0
+	for x := -6.0; x <= 6; x += 1e-3 {
+		d := math.Abs(float64(erf32(float32(x))) - math.Erf(float64(float32(x))))
+		worst = max(worst, d)
+	}
+	if worst > 5e-7 {
+		t.Fatalf("erf32 differs from math.Erf by %.3g", worst)
+	}
+	t.Logf("max |erf32 − erf| %.3g", worst)
+}

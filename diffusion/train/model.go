@@ -16,12 +16,13 @@ import (
 const TinyMaxLength = 32
 
 // TinyVAEConfig is pigment-tiny's autoencoder: 64x64x3 images ↔ 16x16x4
-// latents (scale factor 4), block_out_channels [32, 64, 64] with one
-// ResnetBlock2D per encoder block, 8 norm groups.
+// latents (scale factor 4), block_out_channels [16, 32, 64] with one
+// ResnetBlock2D per encoder block, 8 norm groups. Flat-coloured scenes need
+// little width at full resolution, and the 64x64 stage dominates the cost.
 func TinyVAEConfig() vae.Config {
 	c := vae.DefaultConfig()
 	c.ClassName = "AutoencoderKL"
-	c.BlockOutChannels = []int{32, 64, 64}
+	c.BlockOutChannels = []int{16, 32, 64}
 	c.DownBlockTypes = []string{"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"}
 	c.UpBlockTypes = []string{"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"}
 	c.LayersPerBlock = 1
@@ -45,16 +46,17 @@ func TinyTextConfig(vocabSize, bos, eos int) clip.TextConfig {
 }
 
 // TinyUNetConfig is pigment-tiny's UNet2DConditionModel on 16x16x4
-// latents: block_out_channels [64, 128, 128], cross-attention in the first
-// two resolutions (8 heads, as SD 1.5's attention_head_dim 8), one layer per
-// block, 16 norm groups, cross_attention_dim 64.
+// latents: block_out_channels [32, 64, 128], one layer per block,
+// cross-attention (8 heads, as SD 1.5's attention_head_dim 8) at the 8x8 and
+// 4x4 resolutions only, where it is cheap (the layout of a position is
+// coarse), 16 norm groups, cross_attention_dim 64.
 func TinyUNetConfig() unet.Config {
 	c := unet.DefaultConfig()
 	c.ClassName = "UNet2DConditionModel"
 	c.SampleSize = 16
-	c.BlockOutChannels = []int{64, 128, 128}
-	c.DownBlockTypes = []string{"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}
-	c.UpBlockTypes = []string{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"}
+	c.BlockOutChannels = []int{32, 64, 128}
+	c.DownBlockTypes = []string{"DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"}
+	c.UpBlockTypes = []string{"CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"}
 	c.LayersPerBlock = unet.IntList{1}
 	c.CrossAttentionDim = unet.IntList{64}
 	c.AttentionHeadDim = unet.IntList{8}
