@@ -120,13 +120,40 @@ func LoadModel(dir string) (*Model, error) {
 	if _, err := sampling.DefaultKind(m.Scheduler); err != nil {
 		return nil, fmt.Errorf("%s: %w", schedPath, err)
 	}
-	if got, want := m.TextEncoder.Config().HiddenSize, m.UNet.Config.CrossAttentionDim[0]; got != want {
-		return nil, fmt.Errorf("%s: text encoder hidden_size %d does not match the UNet's cross_attention_dim %d", dir, got, want)
-	}
-	if got, want := m.VAE.Config.LatentChannels, m.UNet.Config.InChannels; got != want {
-		return nil, fmt.Errorf("%s: VAE latent_channels %d does not match the UNet's in_channels %d", dir, got, want)
+	if err := m.checkComponents(); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return m, nil
+}
+
+// NewModel assembles a Model from components already in memory (randomly
+// initialised ones for a benchmark, say) and a scheduler config, with the
+// checks LoadModel makes: the scheduler must be one Pigment runs, the text
+// encoder's hidden size must equal the UNet's cross_attention_dim and the
+// VAE's latent channels the UNet's in_channels. Dir is left empty.
+func NewModel(name string, tok *clip.Tokenizer, text *clip.TextModel, u *unet.UNet2DConditionModel, v *vae.AutoencoderKL, sched sampling.Config) (*Model, error) {
+	if tok == nil || text == nil || u == nil || v == nil {
+		return nil, errors.New("diffusion: NewModel needs a tokenizer, text encoder, UNet and VAE")
+	}
+	m := &Model{Name: name, Tokenizer: tok, TextEncoder: text, UNet: u, VAE: v, Scheduler: sched}
+	if _, err := sampling.DefaultKind(sched); err != nil {
+		return nil, fmt.Errorf("diffusion: scheduler: %w", err)
+	}
+	if err := m.checkComponents(); err != nil {
+		return nil, fmt.Errorf("diffusion: %w", err)
+	}
+	return m, nil
+}
+
+// checkComponents reports components whose shapes do not fit together.
+func (m *Model) checkComponents() error {
+	if got, want := m.TextEncoder.Config().HiddenSize, m.UNet.Config.CrossAttentionDim[0]; got != want {
+		return fmt.Errorf("text encoder hidden_size %d does not match the UNet's cross_attention_dim %d", got, want)
+	}
+	if got, want := m.VAE.Config.LatentChannels, m.UNet.Config.InChannels; got != want {
+		return fmt.Errorf("VAE latent_channels %d does not match the UNet's in_channels %d", got, want)
+	}
+	return nil
 }
 
 // VAEScaleFactor is the ratio of image to latent size:

@@ -304,9 +304,10 @@ func (c *ModelCache) Loaded() []string {
 }
 
 // EstimateModelBytes estimates the memory a loaded model takes: its
-// weights as float32 (the engine computes in float32, so F16 and BF16
-// files double). It reads only safetensors headers; a file whose header
-// does not parse counts twice its size.
+// weights as the engine keeps them, F16 and BF16 tensors of two or more
+// dimensions in 2 bytes per value (nn.FileSource keeps them in 16 bits) and
+// everything else as float32. It reads only safetensors headers; a file
+// whose header does not parse counts twice its size.
 func EstimateModelBytes(dir string) int64 {
 	var total int64
 	for _, comp := range []struct{ sub, base string }{
@@ -352,7 +353,11 @@ func weightBytes(path string) int64 {
 	var n int64
 	for _, name := range f.Names() {
 		if in, ok := f.Info(name); ok {
-			n += 4 * int64(in.Len())
+			size := int64(4)
+			if (in.DType == safetensors.F16 || in.DType == safetensors.BF16) && len(in.Shape) >= 2 {
+				size = 2
+			}
+			n += size * int64(in.Len())
 		}
 	}
 	return n

@@ -9,14 +9,19 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/pigment-ai/pigment/diffusion"
 	"github.com/pigment-ai/pigment/diffusion/clip"
 	"github.com/pigment-ai/pigment/diffusion/nn"
+	"github.com/pigment-ai/pigment/diffusion/safetensors"
+	"github.com/pigment-ai/pigment/diffusion/sampling"
 	"github.com/pigment-ai/pigment/diffusion/tensor"
 	"github.com/pigment-ai/pigment/diffusion/unet"
 	"github.com/pigment-ai/pigment/diffusion/vae"
+	"github.com/pigment-ai/pigment/internal/tinymodel"
 )
 
 // benchResult is what `pigment bench … --json` prints on its last line.
@@ -31,6 +36,9 @@ type benchResult struct {
 	Threads    int     `json:"threads"`
 	Runs       int     `json:"runs"`
 	LoadSecond float64 `json:"load_seconds"`
+	// DType is the storage of the matrix and convolution weights: f32, or
+	// f16/bf16 (--dtype) as an fp16/bf16 checkpoint loads.
+	DType string `json:"dtype"`
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -42,8 +50,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runs := fs.Int("runs", 1, "forward passes to time (after loading)")
 	seed := fs.Uint64("seed", 1, "seed of the random weights")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed passes to this file")
+	dtypeName := fs.String("dtype", "f32", "storage of the random matrix and convolution weights: f32, f16 or bf16 (as an fp16/bf16 checkpoint loads; results are computed in float32)")
+	configName := fs.String("config", "sd15", "model configuration: sd15, or tiny (the small test model, for smoke tests)")
+	steps := fs.Int("steps", 20, "generate: denoising steps")
+	samplerName := fs.String("sampler", "", "generate: sampler (default: the SD 1.5 scheduler, PNDM)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pigment bench unet|vae|text|load [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).\nvae: one VAE decode (SD 1.5 AutoencoderKL, random weights) of --width x --height.\ntext: the SD 1.5 text encoder (CLIP ViT-L/14 text model) on --batch prompts.\nload: submit --jobs jobs to a running gateway (--url) and report throughput and queue latency.")
+		fmt.Fprintln(stderr, "usage: pigment bench unet|vae|text|generate|load [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).\nvae: one VAE decode (SD 1.5 AutoencoderKL, random weights) of --width x --height.\ntext: the SD 1.5 text encoder (CLIP ViT-L/14 text model) on --batch prompts.\ngenerate: a whole txt2img generation of one --width x --height image with --steps steps\nand guidance (text encoder, UNet, VAE decode; SD 1.5, random weights); --batch does not apply.\nload: submit --jobs jobs to a running gateway (--url) and report throughput and queue latency.")
 		printDefaults(fs, stderr)
 	}
 	url := fs.String("url", "http://127.0.0.1:8080", "load: the gateway to load")
@@ -55,8 +67,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || !slices.Contains([]string{"unet", "vae", "text", "load"}, pos[0]) {
-		return usagef("want one benchmark name: unet, vae, text or load (got %q)", pos)
+	if len(pos) != 1 || !slices.Contains([]string{"unet", "vae", "text", "generate", "load"}, pos[0]) {
+		return usagef("want one benchmark name: unet, vae, text, generate or load (got %q)", pos)
 	}
 	if pos[0] == "load" {
 		if *jobs < 1 || *concurrency < 1 || *serial < 0 {
@@ -82,26 +94,128 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--batch must be positive, got %d", *batch)
 	case *runs <= 0:
 		return usagef("--runs must be positive, got %d", *runs)
+	case *steps < 1 || *steps > diffusion.MaxSteps:
+		return usagef("--steps must be between 1 and %d, got %d", diffusion.MaxSteps, *steps)
+	}
+	dtype, ok := benchDTypes[*dtypeName]
+	if !ok {
+		return usagef("--dtype must be f32, f16 or bf16, got %q", *dtypeName)
+	}
+	cfg, ok := benchConfigs[*configName]
+	if !ok {
+		return usagef("--config must be sd15 or tiny, got %q", *configName)
+	}
+	cfg.dtype = dtype
+	if pos[0] == "generate" {
+		var kind sampling.Kind
+		if *samplerName != "" {
+			if kind, err = sampling.ParseKind(*samplerName); err != nil {
+				return usagef("--sampler: %v", err)
+			}
+		}
+		res, err := benchGenerate(ctx, cfg, *width, *height, *steps, kind, *seed, stderr)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(res)
+		}
+		fmt.Fprintf(stdout, "generate %s %s %dx%d, %d steps (%d UNet calls, %s): %.2f s total, %.2f s/step, VAE decode %.2f s, peak RSS %.0f MB, %d threads\n",
+			res.Config, res.DType, res.Width, res.Height, res.Steps, res.UNetCalls, res.Sampler, res.Seconds, res.StepSeconds, res.VAEDecodeSeconds, res.PeakRSSMB, res.Threads)
+		return nil
 	}
 	var b benchmark
 	switch pos[0] {
 	case "unet":
-		b = unetBenchmark(*batch, *height/8, *width/8, *seed)
+		b = unetBenchmark(cfg, *batch, *height/8, *width/8, *seed)
 	case "vae":
-		b = vaeBenchmark(*height/8, *width/8, *seed)
+		b = vaeBenchmark(cfg, *height/8, *width/8, *seed)
 	case "text":
-		b = textBenchmark(*batch, *seed)
+		b = textBenchmark(cfg, *batch, *seed)
 	}
 	res, err := b.run(ctx, *runs, *cpuProfile, stderr)
 	if err != nil {
 		return err
 	}
+	res.DType = *dtypeName
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "%s %s %v: %.2f s/pass, %.0f GFLOP, %.1f GFLOP/s, peak RSS %.0f MB, %d threads\n",
-		res.Name, res.Config, res.Shape, res.Seconds, res.GFLOP, res.GFLOPS, res.PeakRSSMB, res.Threads)
+	fmt.Fprintf(stdout, "%s %s %s %v: %.2f s/pass, %.0f GFLOP, %.1f GFLOP/s, peak RSS %.0f MB, %d threads\n",
+		res.Name, res.Config, res.DType, res.Shape, res.Seconds, res.GFLOP, res.GFLOPS, res.PeakRSSMB, res.Threads)
 	return nil
+}
+
+// benchDTypes maps --dtype to the half-precision kind (0 for f32).
+var benchDTypes = map[string]tensor.HalfKind{"f32": 0, "f16": tensor.F16, "bf16": tensor.BF16}
+
+// benchConfig is the model a benchmark builds with random weights.
+type benchConfig struct {
+	name  string
+	text  clip.TextConfig
+	unet  unet.Config
+	vae   vae.Config
+	dtype tensor.HalfKind // weight storage; 0 is float32
+}
+
+// benchConfigs are the --config choices. The tiny model is internal/tinymodel's
+// (its text encoder has a byte-level vocabulary of 514 tokens).
+var benchConfigs = func() map[string]benchConfig {
+	text, u, v := tinymodel.Configs(tinymodel.Vocab())
+	return map[string]benchConfig{
+		"sd15": {name: "sd15", text: clip.ConfigSD15(), unet: unet.ConfigSD15(), vae: vae.ConfigSD15()},
+		"tiny": {name: "tiny", text: text, unet: u, vae: v},
+	}
+}()
+
+// weights returns the random weights of c seeded with seed: an
+// nn.RandomSource, whose matrices and convolution kernels are rounded to
+// c.dtype (nearest, ties to even) and stored in 16 bits when it is set.
+func (c benchConfig) weights(seed uint64) nn.Weights {
+	src := nn.Source(nn.NewRandomSource(seed))
+	if c.dtype != 0 {
+		src = halfSource{src, c.dtype}
+	}
+	return nn.NewWeights(src)
+}
+
+// halfSource rounds every 2-D and 4-D tensor of Source (matrices, embedding
+// tables and convolution kernels: nearly all of a model's weights) to kind
+// and returns it as a half-precision tensor, as FileSource returns the
+// weights of an fp16 or bf16 checkpoint. Each float32 original becomes
+// garbage at once, so the peak RSS of a benchmark reflects 16-bit storage
+// (main sets GOGC to 25).
+type halfSource struct {
+	nn.Source
+	kind tensor.HalfKind
+}
+
+func (s halfSource) Load(name string, shape []int) (*tensor.Tensor, error) {
+	t, err := s.Source.Load(name, shape)
+	if err != nil || (len(shape) != 2 && len(shape) != 4) {
+		return t, err
+	}
+	round := safetensors.Float32ToF16
+	if s.kind == tensor.BF16 {
+		round = safetensors.Float32ToBF16
+	}
+	bits := make([]uint16, len(t.Data))
+	const chunk = 1 << 16
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for lo := 0; lo < len(bits); lo += chunk {
+		hi := min(lo+chunk, len(bits))
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for i, v := range t.Data[lo:hi] {
+				bits[lo+i] = round(v)
+			}
+		}()
+	}
+	wg.Wait()
+	return tensor.FromHalf(bits, s.kind, shape...), nil
 }
 
 // benchmark is one model forward pass to time: build makes the randomly
@@ -112,39 +226,41 @@ type benchmark struct {
 	build        func() (pass func(), err error)
 }
 
-func unetBenchmark(batch, h, w int, seed uint64) benchmark {
-	return benchmark{"unet", "sd15", []int{batch, 4, h, w}, func() (func(), error) {
-		u, err := unet.New(nn.NewWeights(nn.NewRandomSource(seed)), unet.ConfigSD15())
+func unetBenchmark(c benchConfig, batch, h, w int, seed uint64) benchmark {
+	in := c.unet.InChannels
+	return benchmark{"unet", c.name, []int{batch, in, h, w}, func() (func(), error) {
+		u, err := unet.New(c.weights(seed), c.unet)
 		if err != nil {
 			return nil, err
 		}
-		sample := tensor.Full(0.1, batch, 4, h, w)
-		ehs := tensor.Full(0.01, batch, 77, 768)
+		sample := tensor.Full(0.1, batch, in, h, w)
+		ehs := tensor.Full(0.01, batch, 77, u.Config.CrossAttentionDim[0])
 		return func() { u.Forward(sample, []float32{999}, ehs) }, nil
 	}}
 }
 
-func vaeBenchmark(h, w int, seed uint64) benchmark {
-	return benchmark{"vae_decode", "sd15", []int{1, 4, h, w}, func() (func(), error) {
-		v, err := vae.New(nn.NewWeights(nn.NewRandomSource(seed)), vae.ConfigSD15())
+func vaeBenchmark(c benchConfig, h, w int, seed uint64) benchmark {
+	lc := c.vae.LatentChannels
+	return benchmark{"vae_decode", c.name, []int{1, lc, h, w}, func() (func(), error) {
+		v, err := vae.New(c.weights(seed), c.vae)
 		if err != nil {
 			return nil, err
 		}
-		z := tensor.Full(0.1, 1, 4, h, w)
+		z := tensor.Full(0.1, 1, lc, h, w)
 		return func() { v.Decode(z) }, nil
 	}}
 }
 
-func textBenchmark(batch int, seed uint64) benchmark {
-	return benchmark{"text_encoder", "sd15", []int{batch, 77}, func() (func(), error) {
-		w := nn.NewWeights(nn.NewRandomSource(seed))
-		m := clip.NewTextModel(w, clip.ConfigSD15())
+func textBenchmark(c benchConfig, batch int, seed uint64) benchmark {
+	return benchmark{"text_encoder", c.name, []int{batch, 77}, func() (func(), error) {
+		w := c.weights(seed)
+		m := clip.NewTextModel(w, c.text)
 		if err := w.Err(); err != nil {
 			return nil, err
 		}
 		ids := make([]int, batch*77)
 		for i := range ids {
-			ids[i] = (i * 7919) % 49408
+			ids[i] = (i * 7919) % c.text.VocabSize
 		}
 		return func() {
 			if _, err := m.Forward(ids, batch, 0); err != nil {

@@ -5,7 +5,8 @@
 // Usage:
 //
 //	pigment tokenize --model DIR TEXT
-//	pigment bench unet [--json] [--width 512 --height 512 --batch 2]
+//	pigment bench unet [--json] [--width 512 --height 512 --batch 2] [--dtype f32|f16|bf16]
+//	pigment bench generate [--json] [--width 512 --height 512 --steps 20] [--dtype f32|f16|bf16]
 package main
 
 import (
@@ -36,7 +37,7 @@ var commands = map[string]command{
 	"worker":   {"run workers against a NATS cluster", runWorker},
 	"generate": {"generate images from a prompt (txt2img, or img2img with --init-image)", runGenerate},
 	"tokenize": {"print the CLIP token ids of a prompt as a JSON array", runTokenize},
-	"bench":    {"measure the engine's speed (bench unet|vae|text)", runBench},
+	"bench":    {"measure the engine's speed (bench unet|vae|text|generate|load)", runBench},
 	"eval":     {"score a shapes-trained model on held-out captions with the image analyser", runEval},
 	"train":    {"train a model: from scratch on synthetic shapes or captioned images, or fine-tune one", runTrain},
 }

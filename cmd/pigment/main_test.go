@@ -70,7 +70,11 @@ func TestRunUsage(t *testing.T) {
 		{name: "bench zero batch", args: []string{"bench", "unet", "--batch", "0"}, code: 2, stderrSubs: []string{"--batch"}},
 		{name: "bench zero runs", args: []string{"bench", "unet", "--runs", "0"}, code: 2, stderrSubs: []string{"--runs", "0"}},
 		{name: "bench non-numeric width", args: []string{"bench", "unet", "--width", "wide"}, code: 2, stderrSubs: []string{"width"}},
-		{name: "bench -h", args: []string{"bench", "-h"}, code: 0, stderrSubs: []string{"usage: pigment bench"}},
+		{name: "bench -h", args: []string{"bench", "-h"}, code: 0, stderrSubs: []string{"usage: pigment bench", "generate", "-dtype"}},
+		{name: "bench bad dtype", args: []string{"bench", "unet", "--dtype", "f8"}, code: 2, stderrSubs: []string{"--dtype", "f8"}},
+		{name: "bench bad config", args: []string{"bench", "vae", "--config", "sdxl"}, code: 2, stderrSubs: []string{"--config", "sdxl"}},
+		{name: "bench generate zero steps", args: []string{"bench", "generate", "--steps", "0"}, code: 2, stderrSubs: []string{"--steps"}},
+		{name: "bench generate bad sampler", args: []string{"bench", "generate", "--sampler", "nope"}, code: 2, stderrSubs: []string{"--sampler"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

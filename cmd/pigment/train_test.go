@@ -123,4 +123,14 @@ func TestTrainFineTuneFolder(t *testing.T) {
 	if code, _, stderr := runCLI(t, "generate", "--model", out, "--prompt", "a plain colour", "--steps", "2", "--output", img, "--quiet"); code != 0 {
 		t.Fatalf("generate with the fine-tuned model: %s", stderr)
 	}
+	// The saved model has fp16 weights; fine-tuning it again trains them in
+	// float32.
+	again := filepath.Join(t.TempDir(), "again")
+	if code, _, stderr := runCLI(t, "train", "--data", data, "--from", out, "--out", again, "--image-size", "16",
+		"--steps", "2", "--batch", "2", "--warmup", "1"); code != 0 {
+		t.Fatalf("fine-tuning an fp16 model: exit %d: %s", code, stderr)
+	}
+	if _, err := diffusion.LoadModel(again); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -136,8 +136,9 @@ func newMLP(w nn.Weights, c TextConfig) *MLP {
 
 // LoadTextModel loads a transformers text_encoder/ folder: config.json and
 // model.safetensors (or model.fp16.safetensors, or a sharded checkpoint; see
-// nn.OpenComponent) in F32, F16 or BF16, widened to float32. Loading is
-// strict: a checkpoint key the model does not use is an error, except
+// nn.OpenComponent) in F32, F16 or BF16; F16 and BF16 weights stay in 16
+// bits in memory and are widened exactly when used (see nn.FileSource).
+// Loading is strict: a checkpoint key the model does not use is an error, except
 // text_model.embeddings.position_ids and a CLIPTextModelWithProjection's
 // text_projection.weight.
 func LoadTextModel(dir string) (*TextModel, error) {

@@ -201,8 +201,8 @@ func TestOpenComponent(t *testing.T) {
 					t.Errorf("Load(%q): %v", k, err)
 					continue
 				}
-				if !slices.Equal(x.Data, tt.want[k]) {
-					t.Errorf("%s = %v, want %v", k, x.Data, tt.want[k])
+				if got := x.Float32().Data; !slices.Equal(got, tt.want[k]) {
+					t.Errorf("%s = %v, want %v", k, got, tt.want[k])
 				}
 				if !src.Has(k) {
 					t.Errorf("Has(%q) = false", k)

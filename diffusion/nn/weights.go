@@ -26,7 +26,9 @@ import (
 
 // Source provides the tensors of one checkpoint by full key.
 type Source interface {
-	// Load returns the tensor named name as float32. It must have the given
+	// Load returns the tensor named name, as float32 or, for a tensor of
+	// two or more dimensions, possibly half-precision (tensor.FromHalf;
+	// call Float32 where float32 storage is needed). It must have the given
 	// shape; an implementation returns an error naming the key otherwise.
 	Load(name string, shape []int) (*tensor.Tensor, error)
 	// Has reports whether name exists.
@@ -227,6 +229,22 @@ func (s *RandomSource) Names() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.keys)
+}
+
+// Float32Source wraps src so that every tensor it loads has float32 storage:
+// half-precision tensors (such as FileSource returns for F16 and BF16
+// weights) are widened exactly with Float32. Code that writes to weights,
+// a trainer fine-tuning a checkpoint, loads through it.
+func Float32Source(src Source) Source { return float32Source{src} }
+
+type float32Source struct{ Source }
+
+func (s float32Source) Load(name string, shape []int) (*tensor.Tensor, error) {
+	t, err := s.Source.Load(name, shape)
+	if err != nil {
+		return nil, err
+	}
+	return t.Float32(), nil
 }
 
 // MapSource serves tensors from memory, checking shapes; tests and

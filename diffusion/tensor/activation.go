@@ -8,6 +8,7 @@ import (
 // SiLU applies x·sigmoid(x) (a.k.a. swish; Elfwing et al. 2017) in place and
 // returns x.
 func SiLU(x *Tensor) *Tensor {
+	mustFloat32("SiLU", x)
 	mapInPlace(x, func(v float32) float32 { return v / (1 + exp32(-v)) }, func(v float32) float32 {
 		s := 1 / (1 + exp32(-v))
 		return s * (1 + v*(1-s))
@@ -19,6 +20,7 @@ func SiLU(x *Tensor) *Tensor {
 // x/2·(1+erf(x/√2)) (Hendrycks & Gimpel 2016), torch's default
 // approximate="none", in place, and returns x.
 func GELU(x *Tensor) *Tensor {
+	mustFloat32("GELU", x)
 	mapInPlace(x, gelu, geluGrad)
 	return x
 }
@@ -26,6 +28,7 @@ func GELU(x *Tensor) *Tensor {
 // QuickGELU applies x·sigmoid(1.702·x), the approximation OpenAI's CLIP was
 // trained with (transformers' quick_gelu), in place, and returns x.
 func QuickGELU(x *Tensor) *Tensor {
+	mustFloat32("QuickGELU", x)
 	mapInPlace(x, func(v float32) float32 { return v / (1 + exp32(-1.702*v)) }, func(v float32) float32 {
 		s := 1 / (1 + exp32(-1.702*v))
 		return s * (1 + 1.702*v*(1-s))
@@ -38,6 +41,7 @@ func QuickGELU(x *Tensor) *Tensor {
 // x: [..., 2D] is split into hidden = x[..., :D] and gate = x[..., D:], and
 // the result [..., D] is hidden·GELU(gate).
 func GEGLU(x *Tensor) *Tensor {
+	mustFloat32("GEGLU", x)
 	d2 := x.Dim(-1)
 	if d2%2 != 0 {
 		panic(fmt.Sprintf("tensor: GEGLU needs an even last dimension, got %v", x.Shape))

@@ -36,6 +36,7 @@ var maxScoreFloats = 1 << 20
 // is one task, so the blocks that accumulate into the same rows of dk and dv
 // run in turn.
 func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
+	mustFloat32("Attention", q, k, v)
 	if q.Dims() != 3 || k.Dims() != 3 || v.Dims() != 3 {
 		panic(fmt.Sprintf("tensor: Attention needs [B, L, H·D] inputs, got %v %v %v", q.Shape, k.Shape, v.Shape))
 	}

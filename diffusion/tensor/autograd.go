@@ -49,9 +49,13 @@ func NewTape() *Tape { return &Tape{} }
 
 // Watch makes each tensor a leaf tracked by tp (a parameter to train, or an
 // input whose gradient is wanted), dropping any gradient it had. It panics if
-// a tensor is already tracked by another tape.
+// a tensor is already tracked by another tape or is half-precision (training
+// needs float32 storage: watch t.Float32() instead).
 func (tp *Tape) Watch(ts ...*Tensor) {
 	for _, t := range ts {
+		if t.IsHalf() {
+			panic(fmt.Sprintf("tensor: Watch of a half-precision tensor %v (convert it with Float32)", t.Shape))
+		}
 		if t.ag != nil && t.ag.tape != tp {
 			panic("tensor: Watch of a tensor tracked by another tape")
 		}
@@ -81,7 +85,7 @@ func (t *Tensor) Grad() *Tensor {
 
 // Detach returns an untracked tensor sharing t's data (torch's detach).
 func (t *Tensor) Detach() *Tensor {
-	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: t.Data}
+	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: t.Data, Half: t.Half, HalfKind: t.HalfKind}
 }
 
 // Backward propagates from out: its gradient is seeded with seed (same

@@ -35,7 +35,12 @@ func Conv2dOutSize(in, kernel int, p Conv2dParams) int {
 // dweight += g·colᵀ over the im2col of the saved input (recomputed, not
 // kept), dx += col2im(weightᵀ·g), and dbias += the sum of g over N, H', W';
 // the 1x1 stride-1 case uses x and dx directly in place of col.
+//
+// The weight may be half-precision: it is widened into a scratch buffer for
+// the call, so the result is bit for bit that of weight.Float32().
 func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
+	mustFloat32("Conv2d input", x)
+	mustFloat32("Conv2d bias", bias)
 	if x.Dims() != 4 || weight.Dims() != 4 {
 		panic(fmt.Sprintf("tensor: Conv2d needs 4-D input and weight, got %v and %v", x.Shape, weight.Shape))
 	}
@@ -66,7 +71,9 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 		beta = 1
 	}
 	kdim := cin * kh * kw
-	xd, wd := x.Data, weight.Data
+	xd := x.Data
+	isTracked := tracked(x, weight, bias)
+	wd, scratch := weightData(weight, isTracked)
 	pointwise := kh == 1 && kw == 1 && p.Stride == 1 && p.Padding == 0
 	band := max(1, min(ho, maxColFloats/max(1, kdim*wo)))
 	if pointwise {
@@ -86,7 +93,8 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 			}
 		}
 	}
-	if !tracked(x, weight, bias) {
+	putScratch(scratch)
+	if !isTracked {
 		return out
 	}
 	record(out, []*Tensor{x, weight, bias}, func(g []float32, d [][]float32) {

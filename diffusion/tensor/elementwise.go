@@ -4,6 +4,7 @@ import "fmt"
 
 // Add returns a + b elementwise. It panics if the shapes differ.
 func Add(a, b *Tensor) *Tensor {
+	mustFloat32("Add", a, b)
 	out := New(a.Shape...)
 	AddTo(out, a, b)
 	return out
@@ -12,6 +13,7 @@ func Add(a, b *Tensor) *Tensor {
 // AddTo sets dst = a + b elementwise; dst may alias a or b. It panics if the
 // shapes differ.
 func AddTo(dst, a, b *Tensor) {
+	mustFloat32("AddTo", dst, a, b)
 	mustSameShape("AddTo", a, b)
 	mustSameShape("AddTo", dst, a)
 	x, y := a.Data, b.Data
@@ -38,6 +40,7 @@ func AddTo(dst, a, b *Tensor) {
 
 // Scale multiplies x by s in place and returns x.
 func Scale(x *Tensor, s float32) *Tensor {
+	mustFloat32("Scale", x)
 	src := x.Data
 	fresh := tracked(x)
 	if fresh {
@@ -67,6 +70,7 @@ func Scale(x *Tensor, s float32) *Tensor {
 // in place and returns x; ResnetBlock2D uses it to add the projected time
 // embedding, with bias [N, C] (one vector per batch item).
 func AddChannelBias(x, bias *Tensor) *Tensor {
+	mustFloat32("AddChannelBias", x, bias)
 	n, c := x.Shape[0], x.Shape[1]
 	if bias.Len() != n*c {
 		panic(fmt.Sprintf("tensor: AddChannelBias of %v to %v", bias.Shape, x.Shape))
@@ -106,6 +110,7 @@ func AddChannelBias(x, bias *Tensor) *Tensor {
 
 // Sub returns a − b elementwise. It panics if the shapes differ.
 func Sub(a, b *Tensor) *Tensor {
+	mustFloat32("Sub", a, b)
 	mustSameShape("Sub", a, b)
 	out := New(a.Shape...)
 	for i := range out.Data {
@@ -124,6 +129,7 @@ func Sub(a, b *Tensor) *Tensor {
 
 // Mul returns a ⊙ b elementwise. It panics if the shapes differ.
 func Mul(a, b *Tensor) *Tensor {
+	mustFloat32("Mul", a, b)
 	mustSameShape("Mul", a, b)
 	out := New(a.Shape...)
 	x, y := a.Data, b.Data
@@ -145,6 +151,7 @@ func Mul(a, b *Tensor) *Tensor {
 
 // Exp returns e^x elementwise.
 func Exp(x *Tensor) *Tensor {
+	mustFloat32("Exp", x)
 	out := New(x.Shape...)
 	for i, v := range x.Data {
 		out.Data[i] = exp32(v)
@@ -161,6 +168,7 @@ func Exp(x *Tensor) *Tensor {
 // Sum returns the sum of every element of x as a tensor of shape [1],
 // accumulated in float64.
 func Sum(x *Tensor) *Tensor {
+	mustFloat32("Sum", x)
 	var s float64
 	for _, v := range x.Data {
 		s += float64(v)
@@ -176,6 +184,7 @@ func Sum(x *Tensor) *Tensor {
 
 // Mean returns the mean of every element of x as a tensor of shape [1].
 func Mean(x *Tensor) *Tensor {
+	mustFloat32("Mean", x)
 	return Scale(Sum(x), 1/float32(max(1, x.Len())))
 }
 
@@ -183,6 +192,7 @@ func Mean(x *Tensor) *Tensor {
 // (torch.nn.functional.mse_loss with reduction "mean"), accumulated in
 // float64. It panics if the shapes differ.
 func MSE(a, b *Tensor) *Tensor {
+	mustFloat32("MSE", a, b)
 	mustSameShape("MSE", a, b)
 	x, y := a.Data, b.Data
 	var s float64
@@ -210,6 +220,7 @@ func MSE(a, b *Tensor) *Tensor {
 // Clamp returns x with every element limited to [lo, hi] (torch.clamp); the
 // gradient passes where lo ≤ x ≤ hi and is zero elsewhere.
 func Clamp(x *Tensor, lo, hi float32) *Tensor {
+	mustFloat32("Clamp", x)
 	out := New(x.Shape...)
 	in := x.Data
 	for i, v := range in {

@@ -4,6 +4,8 @@ import "fmt"
 
 // MatMul returns a·b for a [..., M, K] and b [K, N] or [..., K, N] with the
 // same leading (batch) dimensions as a. The result is [..., M, N].
+// Either operand may be half-precision (a weight); the result is the same as
+// with its Float32 conversion.
 // It panics if the inner dimensions or batch dimensions disagree.
 func MatMul(a, b *Tensor) *Tensor {
 	if a.Dims() < 2 || b.Dims() < 2 {
@@ -27,13 +29,17 @@ func MatMul(a, b *Tensor) *Tensor {
 	}
 	shape := append(append([]int(nil), a.Shape[:a.Dims()-2]...), m, n)
 	out := New(shape...)
-	ad, bd := a.Data, b.Data
+	keep := tracked(a, b)
+	ad, aScratch := weightData(a, keep)
+	bd, bScratch := weightData(b, keep)
 	for i := 0; i < batch; i++ {
 		gemm(false, false, m, n, k, 1,
 			ad[i*m*k:(i+1)*m*k], k,
 			bd[i*bStride:i*bStride+k*n], n,
 			0, out.Data[i*m*n:(i+1)*m*n], n)
 	}
+	putScratch(aScratch)
+	putScratch(bScratch)
 	record(out, []*Tensor{a, b}, func(g []float32, d [][]float32) {
 		for i := 0; i < batch; i++ {
 			gi := g[i*m*n : (i+1)*m*n]
@@ -50,8 +56,12 @@ func MatMul(a, b *Tensor) *Tensor {
 
 // Linear applies a fully connected layer, y = x·Wᵀ + bias, as torch.nn.Linear.
 // x: [..., in]; weight: [out, in]; bias: [out] or nil; returns [..., out].
+// The weight may be half-precision: it is widened into a scratch buffer for
+// the call, so the result is bit for bit that of weight.Float32().
 // It panics if x's last dimension is not in.
 func Linear(x, weight, bias *Tensor) *Tensor {
+	mustFloat32("Linear input", x)
+	mustFloat32("Linear bias", bias)
 	if weight.Dims() != 2 {
 		panic(fmt.Sprintf("tensor: Linear weight must be [out, in], got %v", weight.Shape))
 	}
@@ -72,8 +82,10 @@ func Linear(x, weight, bias *Tensor) *Tensor {
 		}
 		beta = 1
 	}
-	xd, wd := x.Data, weight.Data
+	xd := x.Data
+	wd, scratch := weightData(weight, tracked(x, weight, bias))
 	gemm(false, true, rows, out, in, 1, xd, in, wd, in, beta, y.Data, out)
+	putScratch(scratch)
 	record(y, []*Tensor{x, weight, bias}, func(g []float32, d [][]float32) {
 		if d[0] != nil { // dx = g·W
 			gemm(false, false, rows, in, out, 1, g, out, wd, in, 1, d[0], in)

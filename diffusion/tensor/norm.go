@@ -34,6 +34,7 @@ func GroupNormTo(dst, x *Tensor, groups int, weight, bias *Tensor, eps float32) 
 // groupNorm is GroupNormTo; owned says dst.Data is a new slice nothing else
 // refers to, which a tracked call may then write to directly.
 func groupNorm(dst, x *Tensor, groups int, weight, bias *Tensor, eps float32, owned bool) {
+	mustFloat32("GroupNorm", dst, x, weight, bias)
 	mustSameShape("GroupNorm", dst, x)
 	if x.Dims() < 2 {
 		panic(fmt.Sprintf("tensor: GroupNorm needs [N, C, ...], got %v", x.Shape))
@@ -180,6 +181,7 @@ func meanRstd(s []float32, eps float32) (float32, float32) {
 // and dx = rstd·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) per row, the reductions
 // in float64.
 func LayerNorm(x, weight, bias *Tensor, eps float32) *Tensor {
+	mustFloat32("LayerNorm", x, weight, bias)
 	d := x.Dim(-1)
 	if (weight != nil && weight.Len() != d) || (bias != nil && bias.Len() != d) {
 		panic(fmt.Sprintf("tensor: LayerNorm of %v with weight/bias of another size", x.Shape))

@@ -6,6 +6,7 @@ import "fmt"
 // the same shape except along dim. Concat(1, a, b) joins NCHW channels, as
 // the UNet's skip connections do.
 func Concat(dim int, ts ...*Tensor) *Tensor {
+	mustFloat32("Concat", ts...)
 	if len(ts) == 0 {
 		panic("tensor: Concat of nothing")
 	}
@@ -59,6 +60,7 @@ func Concat(dim int, ts ...*Tensor) *Tensor {
 // views that share x's data (torch.split on the batch dimension). It panics
 // if the sizes do not add up to x.Shape[0].
 func Split(x *Tensor, sizes ...int) []*Tensor {
+	mustFloat32("Split", x)
 	total := 0
 	for _, s := range sizes {
 		total += s
@@ -83,6 +85,7 @@ func Split(x *Tensor, sizes ...int) []*Tensor {
 // Repeat returns x repeated n times along dimension 0 as a block
 // ([a, b] → [a, b, a, b, …]).
 func Repeat(x *Tensor, n int) *Tensor {
+	mustFloat32("Repeat", x)
 	shape := append([]int{x.Shape[0] * n}, x.Shape[1:]...)
 	out := New(shape...)
 	for i := 0; i < n; i++ {
@@ -101,6 +104,7 @@ func Repeat(x *Tensor, n int) *Tensor {
 // With NCHW viewed as [N, C, H·W] it gives the [N, H·W, C] token layout of
 // a Transformer2DModel, and back.
 func Transpose(x *Tensor) *Tensor {
+	mustFloat32("Transpose", x)
 	a, b := x.Dim(-2), x.Dim(-1)
 	shape := append(append([]int(nil), x.Shape[:x.Dims()-2]...), b, a)
 	out := New(shape...)
@@ -141,6 +145,7 @@ func transposeInto(dst, src []float32, batch, a, b int, add bool) {
 // repeating each pixel (torch F.interpolate(scale_factor=2, mode="nearest")),
 // returning [N, C, 2H, 2W].
 func UpsampleNearest2x(x *Tensor) *Tensor {
+	mustFloat32("UpsampleNearest2x", x)
 	if x.Dims() != 4 {
 		panic(fmt.Sprintf("tensor: UpsampleNearest2x needs NCHW, got %v", x.Shape))
 	}
@@ -168,6 +173,7 @@ func UpsampleNearest2x(x *Tensor) *Tensor {
 // neighbour, as torch F.interpolate(size=(outH, outW), mode="nearest"):
 // output pixel i takes input pixel floor(i·H/outH).
 func UpsampleNearest(x *Tensor, outH, outW int) *Tensor {
+	mustFloat32("UpsampleNearest", x)
 	if x.Dims() != 4 {
 		panic(fmt.Sprintf("tensor: UpsampleNearest needs NCHW, got %v", x.Shape))
 	}
@@ -233,6 +239,7 @@ func recordUpsample(out, x *Tensor) {
 // Downsample2D does this (F.pad(x, (0, 1, 0, 1))) before a stride-2
 // convolution without padding, as in the VAE encoder.
 func PadBottomRight(x *Tensor) *Tensor {
+	mustFloat32("PadBottomRight", x)
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	out := New(n, c, h+1, w+1)
 	for p := 0; p < n*c; p++ {
@@ -254,6 +261,7 @@ func PadBottomRight(x *Tensor) *Tensor {
 // (torch.narrow followed by contiguous); torch.chunk(moments, 2, dim=1) is
 // two Narrows. It panics on a range outside x.
 func Narrow(x *Tensor, dim, start, length int) *Tensor {
+	mustFloat32("Narrow", x)
 	if dim < 0 {
 		dim += x.Dims()
 	}
@@ -278,13 +286,19 @@ func Narrow(x *Tensor, dim, start, length int) *Tensor {
 
 // Gather returns the rows of table [num, dim] at ids as [batch, len(ids)/batch,
 // dim] (torch.nn.functional.embedding); the backward step adds each output
-// row's gradient to its table row. It panics on an id outside the table;
-// callers validate ids.
+// row's gradient to its table row. The table may be half-precision (an
+// embedding weight); only the rows looked up are widened to float32. It
+// panics on an id outside the table; callers validate ids.
 func Gather(table *Tensor, ids []int, batch int) *Tensor {
 	dim := table.Shape[1]
 	out := New(batch, len(ids)/batch, dim)
 	for i, id := range ids {
-		copy(out.Data[i*dim:(i+1)*dim], table.Data[id*dim:(id+1)*dim])
+		dst := out.Data[i*dim : (i+1)*dim]
+		if table.IsHalf() { // widen only the rows looked up
+			halfToFloat32(dst, table.Half[id*dim:(id+1)*dim], table.HalfKind)
+		} else {
+			copy(dst, table.Data[id*dim:(id+1)*dim])
+		}
 	}
 	ids = append([]int(nil), ids...)
 	record(out, []*Tensor{table}, func(g []float32, d [][]float32) {

@@ -8,6 +8,7 @@ import "math"
 // goes to a fresh slice x is rebound to (see Tape), and the backward step is
 // dx = y ⊙ (g − Σ g⊙y) per row, y the saved output.
 func Softmax(x *Tensor) *Tensor {
+	mustFloat32("Softmax", x)
 	d := x.Dim(-1)
 	rows := x.Len() / max(1, d)
 	if !tracked(x) {

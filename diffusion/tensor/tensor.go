@@ -13,6 +13,11 @@
 // and AVX2+FMA micro-kernels in assembly and a pure-Go fallback; gonum's
 // blas32 or any other implementation can stand behind the same interface.
 //
+// Model weights may instead be stored in 16 bits, as fp16 and bf16
+// checkpoints ship them (FromHalf): Linear, Conv2d, MatMul and Gather widen
+// them exactly to float32 as they run, so results are bit for bit those of
+// float32 weights at half the memory.
+//
 // Ops follow gonum's conventions: the destination comes first where there is
 // one (AddTo(dst, a, b)), doc comments state the shapes, and programmer errors
 // (mismatched shapes) panic with a "tensor: " prefixed message. Errors from the
@@ -25,10 +30,24 @@ import (
 )
 
 // Tensor is a dense row-major float32 array of the given Shape.
-// len(Data) always equals the product of Shape.
+// len(Data) always equals the product of Shape, except for a half-precision
+// tensor.
+//
+// A half-precision tensor (FromHalf; IsHalf reports it) keeps its values in
+// 16 bits, as fp16 and bf16 checkpoints store model weights: Half holds the
+// elements in the format HalfKind, len(Half) equals the product of Shape,
+// Data is nil, and the values are Half widened exactly to float32. Linear,
+// Conv2d and MatMul take such a tensor as a weight and Gather as its table,
+// giving bit for bit the results of its Float32 conversion; every other op
+// panics on one. Half-precision tensors cannot be tracked for training.
 type Tensor struct {
 	Shape []int
 	Data  []float32
+
+	// Half is the 16-bit storage of a half-precision tensor, nil otherwise.
+	Half []uint16
+	// HalfKind is the format of Half (F16 or BF16); zero when Half is nil.
+	HalfKind HalfKind
 
 	// ag is the tensor's node on a Tape when it is tracked for training
 	// (see autograd.go); nil for every tensor of plain inference.
@@ -71,7 +90,12 @@ func numel(shape []int) int {
 }
 
 // Len returns the number of elements.
-func (t *Tensor) Len() int { return len(t.Data) }
+func (t *Tensor) Len() int {
+	if t.Half != nil {
+		return len(t.Half)
+	}
+	return len(t.Data)
+}
 
 // Dims returns the number of dimensions.
 func (t *Tensor) Dims() int { return len(t.Shape) }
@@ -84,16 +108,19 @@ func (t *Tensor) Dim(i int) int {
 	return t.Shape[i]
 }
 
-// Clone returns a deep copy of t.
+// Clone returns a deep copy of t (half-precision storage stays half).
 func (t *Tensor) Clone() *Tensor {
+	if t.IsHalf() {
+		return &Tensor{Shape: append([]int(nil), t.Shape...), Half: append([]uint16{}, t.Half...), HalfKind: t.HalfKind}
+	}
 	out := &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...)}
 	record(out, []*Tensor{t}, func(g []float32, d [][]float32) { addInto(d[0], g) })
 	return out
 }
 
-// Reshape returns a view of t with a new shape sharing t's data. One
-// dimension may be -1 and is then inferred. It panics if the element counts
-// differ.
+// Reshape returns a view of t with a new shape sharing t's data (or its
+// half-precision storage). One dimension may be -1 and is then inferred. It
+// panics if the element counts differ.
 func (t *Tensor) Reshape(shape ...int) *Tensor {
 	shape = append([]int(nil), shape...)
 	infer := -1
@@ -108,15 +135,19 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 		}
 		n *= d
 	}
+	size := t.Len()
 	if infer >= 0 {
-		if n == 0 || len(t.Data)%n != 0 {
+		if n == 0 || size%n != 0 {
 			panic(fmt.Sprintf("tensor: cannot reshape %v to %v", t.Shape, shape))
 		}
-		shape[infer] = len(t.Data) / n
+		shape[infer] = size / n
 		n *= shape[infer]
 	}
-	if n != len(t.Data) {
+	if n != size {
 		panic(fmt.Sprintf("tensor: cannot reshape %v to %v", t.Shape, shape))
+	}
+	if t.IsHalf() {
+		return &Tensor{Shape: shape, Half: t.Half, HalfKind: t.HalfKind}
 	}
 	out := &Tensor{Shape: shape, Data: t.Data}
 	record(out, []*Tensor{t}, func(g []float32, d [][]float32) { addInto(d[0], g) })
@@ -143,10 +174,11 @@ func mustSameShape(op string, a, b *Tensor) {
 }
 
 // MaxAbsDiff returns max |a-b| over all elements and the flat index where it
-// occurs; NaN in either input counts as an infinite difference. It panics if
-// the shapes differ.
+// occurs; NaN in either input counts as an infinite difference. Either may be
+// half-precision. It panics if the shapes differ.
 func MaxAbsDiff(a, b *Tensor) (float64, int) {
 	mustSameShape("MaxAbsDiff", a, b)
+	a, b = a.Float32(), b.Float32()
 	worst, at := 0.0, -1
 	for i := range a.Data {
 		d := math.Abs(float64(a.Data[i]) - float64(b.Data[i]))

@@ -87,6 +87,7 @@ func (r *Recorder) Load(name string, shape []int) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	t = t.Float32() // fp16/bf16 checkpoint weights are trained in float32
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if slices.Contains(r.params.Names, name) {

@@ -27,6 +27,8 @@ type UNet2DConditionModel struct {
 // Load reads a diffusers unet/ folder: config.json and the weights
 // (diffusion_pytorch_model.safetensors, its .fp16 variant or a sharded
 // index). Every checkpoint key must be used and have the configured shape.
+// F16 and BF16 weights stay in 16 bits in memory and are widened exactly
+// when used (see nn.FileSource).
 func Load(dir string) (*UNet2DConditionModel, error) {
 	c, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {

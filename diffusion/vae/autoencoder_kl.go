@@ -29,7 +29,8 @@ type AutoencoderKL struct {
 // Load loads the AutoencoderKL in dir, the vae/ folder of a diffusers model:
 // config.json and the weights (diffusion_pytorch_model.safetensors, its
 // .fp16 variant or a sharded index, see nn.OpenComponent) in F32, F16 or
-// BF16, widened to float32. Loading is strict: a missing tensor, a tensor of the
+// BF16; F16 and BF16 weights stay in 16 bits in memory and are widened
+// exactly when used (see nn.FileSource). Loading is strict: a missing tensor, a tensor of the
 // wrong shape or a checkpoint tensor the model does not use is an error
 // naming the full key.
 func Load(dir string) (_ *AutoencoderKL, err error) {

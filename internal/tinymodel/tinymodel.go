@@ -83,11 +83,11 @@ func bytesToUnicode() []rune {
 	return table
 }
 
-// Write creates a complete diffusers model directory at dir: text encoder
-// (hidden 32, 2 layers), UNet (32/64 channels, cross-attention), VAE (scale
-// factor 2), PNDM scheduler config like SD 1.5's, and the byte-level
-// tokenizer. Its default image is 16x16 pixels. Weights depend only on seed.
-func Write(dir string, seed uint64) error {
+// Vocab returns the tokenizer vocabulary (token → id) of the tiny model:
+// CLIP's byte alphabet, each symbol alone (ids 0–255) and with </w> (256–511),
+// then <|startoftext|> (512) and <|endoftext|> (513). With no merges, every
+// byte of a prompt is one token.
+func Vocab() map[string]int {
 	table := bytesToUnicode()
 	vocab := map[string]int{}
 	for _, r := range table {
@@ -98,7 +98,14 @@ func Write(dir string, seed uint64) error {
 	}
 	vocab["<|startoftext|>"] = len(vocab)
 	vocab["<|endoftext|>"] = len(vocab)
+	return vocab
+}
 
+// Configs returns the configurations of the tiny model's components for a
+// tokenizer vocabulary vocab (Vocab): a text encoder of hidden size 32 with
+// 2 layers, a UNet of 32/64 channels with cross-attention, and a VAE of
+// scale factor 2 (a 16x16 default image).
+func Configs(vocab map[string]int) (clip.TextConfig, unet.Config, vae.Config) {
 	textCfg := clip.DefaultTextConfig()
 	textCfg.ModelType = "clip_text_model"
 	textCfg.Architectures = []string{"CLIPTextModel"}
@@ -122,6 +129,16 @@ func Write(dir string, seed uint64) error {
 	vaeCfg.DownBlockTypes = []string{"DownEncoderBlock2D", "DownEncoderBlock2D"}
 	vaeCfg.UpBlockTypes = []string{"UpDecoderBlock2D", "UpDecoderBlock2D"}
 	vaeCfg.SampleSize = 16
+	return textCfg, unetCfg, vaeCfg
+}
+
+// Write creates a complete diffusers model directory at dir: text encoder,
+// UNet and VAE of Configs, PNDM scheduler config like SD 1.5's, and the
+// byte-level tokenizer of Vocab. Its default image is 16x16 pixels. Weights
+// depend only on seed.
+func Write(dir string, seed uint64) error {
+	vocab := Vocab()
+	textCfg, unetCfg, vaeCfg := Configs(vocab)
 
 	for _, sub := range []string{"tokenizer", "text_encoder", "unet", "vae", "scheduler"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
