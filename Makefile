@@ -53,10 +53,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadPNGText$$' -fuzztime $(FUZZTIME) ./diffusion/imageio/
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateJob$$' -fuzztime $(FUZZTIME) ./gateway/
 
-# Micro-benchmarks (testing.B) and the SD 1.5-size UNet forward pass.
+# Micro-benchmarks (testing.B), then the engine at SD 1.5 size (random
+# weights; each line: seconds, GFLOP/s, fraction of the measured 4096³ sgemm
+# peak, peak RSS) and the default model's images/s at 64x64.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./diffusion/...
-	$(BIN) bench unet --json
+	$(BIN) bench unet
+	$(BIN) bench vae
+	$(BIN) bench text
+	$(BIN) bench generate --dtype f16 --steps 20
+	$(BIN) bench model --model models/pigment-tiny --steps 20 --images 32 --batch 8
 
 # Load benchmark: 1000 small jobs against a running `make run`.
 bench-load: build

@@ -39,6 +39,26 @@ type benchResult struct {
 	// DType is the storage of the matrix and convolution weights: f32, or
 	// f16/bf16 (--dtype) as an fp16/bf16 checkpoint loads.
 	DType string `json:"dtype"`
+	// PeakGFLOPS is the practical ceiling of this machine, a 4096³ sgemm
+	// measured in the same process just before the pass, and
+	// FractionOfPeak is GFLOPS / PeakGFLOPS.
+	PeakGFLOPS     float64 `json:"peak_gflops"`
+	FractionOfPeak float64 `json:"fraction_of_peak"`
+}
+
+// sgemmPeakGFLOPS times C = A·B for 4096x4096 float32 matrices through
+// tensor.BLAS (best of two) and returns its GFLOP/s: the ceiling the
+// engine's kernels are measured against.
+func sgemmPeakGFLOPS() float64 {
+	const n = 4096
+	a, b := tensor.Full(0.5, n, n), tensor.Full(0.25, n, n)
+	best := 0.0
+	for range 2 {
+		t0 := time.Now()
+		tensor.MatMul(a, b)
+		best = max(best, 2*n*n*n/time.Since(t0).Seconds()/1e9)
+	}
+	return best
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,9 +73,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dtypeName := fs.String("dtype", "f32", "storage of the random matrix and convolution weights: f32, f16 or bf16 (as an fp16/bf16 checkpoint loads; results are computed in float32)")
 	configName := fs.String("config", "sd15", "model configuration: sd15, or tiny (the small test model, for smoke tests)")
 	steps := fs.Int("steps", 20, "generate: denoising steps")
-	samplerName := fs.String("sampler", "", "generate: sampler (default: the SD 1.5 scheduler, PNDM)")
+	samplerName := fs.String("sampler", "", "generate, model: sampler (default: the model's scheduler)")
+	peak := fs.Bool("peak", true, "unet, vae, text: also measure a 4096³ sgemm, the peak the pass is reported against")
+	modelDir := fs.String("model", defaultModelDir, "model: the model directory to generate with")
+	images := fs.Int("images", 16, "model: images to generate (in batches of --batch prompts)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pigment bench unet|vae|text|generate|load [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).\nvae: one VAE decode (SD 1.5 AutoencoderKL, random weights) of --width x --height.\ntext: the SD 1.5 text encoder (CLIP ViT-L/14 text model) on --batch prompts.\ngenerate: a whole txt2img generation of one --width x --height image with --steps steps\nand guidance (text encoder, UNet, VAE decode; SD 1.5, random weights); --batch does not apply.\nload: submit --jobs jobs to a running gateway (--url) and report throughput and queue latency.")
+		fmt.Fprintln(stderr, "usage: pigment bench unet|vae|text|generate|model|load [flags]\n\nunet: one forward pass of a randomly initialised UNet2DConditionModel with the real\nStable Diffusion 1.5 configuration (320/640/1280/1280, cross_attention_dim 768).\nvae: one VAE decode (SD 1.5 AutoencoderKL, random weights) of --width x --height.\ntext: the SD 1.5 text encoder (CLIP ViT-L/14 text model) on --batch prompts.\ngenerate: a whole txt2img generation of one --width x --height image with --steps steps\nand guidance (text encoder, UNet, VAE decode; SD 1.5, random weights); --batch does not apply.\nmodel: images per second of a real model (--model, default the shipped pigment-tiny) at\n--width x --height (its default size when 512, the flag's default), --batch prompts at a time.\nload: submit --jobs jobs to a running gateway (--url) and report throughput and queue latency.")
 		printDefaults(fs, stderr)
 	}
 	url := fs.String("url", "http://127.0.0.1:8080", "load: the gateway to load")
@@ -67,8 +90,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || !slices.Contains([]string{"unet", "vae", "text", "generate", "load"}, pos[0]) {
-		return usagef("want one benchmark name: unet, vae, text, generate or load (got %q)", pos)
+	if len(pos) != 1 || !slices.Contains([]string{"unet", "vae", "text", "generate", "model", "load"}, pos[0]) {
+		return usagef("want one benchmark name: unet, vae, text, generate, model or load (got %q)", pos)
 	}
 	if pos[0] == "load" {
 		if *jobs < 1 || *concurrency < 1 || *serial < 0 {
@@ -106,6 +129,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--config must be sd15 or tiny, got %q", *configName)
 	}
 	cfg.dtype = dtype
+	if pos[0] == "model" {
+		if *images < 1 {
+			return usagef("--images must be positive, got %d", *images)
+		}
+		var kind sampling.Kind
+		if *samplerName != "" {
+			if kind, err = sampling.ParseKind(*samplerName); err != nil {
+				return usagef("--sampler: %v", err)
+			}
+		}
+		res, err := benchModel(ctx, *modelDir, *width, *height, *steps, *batch, *images, kind, stderr)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(res)
+		}
+		fmt.Fprintf(stdout, "model %s %dx%d, %d steps of %s, guidance %.1f, batch %d: %.2f images/s (%.3f s/image), peak RSS %.0f MB, %d threads\n",
+			res.Model, res.Width, res.Height, res.Steps, res.Sampler, res.Guidance, res.Batch, res.ImagesPerSecond, 1/res.ImagesPerSecond, res.PeakRSSMB, res.Threads)
+		return nil
+	}
 	if pos[0] == "generate" {
 		var kind sampling.Kind
 		if *samplerName != "" {
@@ -138,11 +182,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	res.DType = *dtypeName
+	if *peak {
+		res.PeakGFLOPS = sgemmPeakGFLOPS()
+		res.FractionOfPeak = res.GFLOPS / res.PeakGFLOPS
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "%s %s %s %v: %.2f s/pass, %.0f GFLOP, %.1f GFLOP/s, peak RSS %.0f MB, %d threads\n",
-		res.Name, res.Config, res.DType, res.Shape, res.Seconds, res.GFLOP, res.GFLOPS, res.PeakRSSMB, res.Threads)
+	fmt.Fprintf(stdout, "%s %s %s %v: %.2f s/pass, %.0f GFLOP, %.1f GFLOP/s (%.0f%% of the %.0f GFLOP/s sgemm peak), peak RSS %.0f MB, %d threads\n",
+		res.Name, res.Config, res.DType, res.Shape, res.Seconds, res.GFLOP, res.GFLOPS, 100*res.FractionOfPeak, res.PeakGFLOPS, res.PeakRSSMB, res.Threads)
 	return nil
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pigment-ai/pigment/internal/tinymodel"
 
 	"github.com/pigment-ai/pigment/diffusion/nn"
 	"github.com/pigment-ai/pigment/diffusion/safetensors"
@@ -52,7 +55,8 @@ func TestBenchGenerateTiny(t *testing.T) {
 // half-precision weights and checks the dtype is reported.
 func TestBenchDType(t *testing.T) {
 	for _, name := range []string{"unet", "vae", "text"} {
-		code, stdout, stderr := runCLI(t, "bench", name, "--config", "tiny", "--width", "32", "--height", "32", "--dtype", "bf16", "--json")
+		// The sgemm peak (a 4096³ product) is measured once, with the UNet.
+		code, stdout, stderr := runCLI(t, "bench", name, "--config", "tiny", "--width", "32", "--height", "32", "--dtype", "bf16", "--json", "--peak="+map[bool]string{true: "true", false: "false"}[name == "unet"])
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", name, code, stderr)
 		}
@@ -61,6 +65,29 @@ func TestBenchDType(t *testing.T) {
 		if r.DType != "bf16" || r.Config != "tiny" || r.Seconds <= 0 {
 			t.Errorf("%s: result %+v", name, r)
 		}
+		if name == "unet" && !(r.PeakGFLOPS > 0 && r.FractionOfPeak > 0 && math.Abs(r.FractionOfPeak-r.GFLOPS/r.PeakGFLOPS) < 1e-9) {
+			t.Errorf("peak figures %+v", r)
+		}
+	}
+}
+
+// TestBenchModel measures images/s of a real (tiny, random) model directory.
+func TestBenchModel(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tiny")
+	if err := tinymodel.Write(dir, 1); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "bench", "model", "--model", dir, "--images", "3", "--batch", "2", "--steps", "2", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r benchModelResult
+	lastJSON(t, stdout, &r)
+	if r.Width != 16 || r.Images != 3 || r.Steps != 2 || !(r.ImagesPerSecond > 0) || r.PeakRSSMB <= 0 {
+		t.Errorf("result %+v", r)
+	}
+	if code, _, stderr := runCLI(t, "bench", "model", "--model", t.TempDir()); code != 1 || !strings.Contains(stderr, "--model") {
+		t.Errorf("bench model of an empty folder: exit %d, %q", code, stderr)
 	}
 }
 
