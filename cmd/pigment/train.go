@@ -39,6 +39,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	vaeSteps := fs.Int("vae-steps", 1200, "autoencoder steps (stage 1, from scratch only)")
 	vaeBatch := fs.Int("vae-batch", 16, "autoencoder batch size")
 	vaeLR := fs.Float64("vae-lr", 1e-3, "autoencoder peak learning rate")
+	decSteps := fs.Int("decoder-steps", 1500, "decoder fine-tuning steps with the encoder frozen (stage 1b; 0 skips)")
 	kl := fs.Float64("kl-weight", 1e-4, "weight of the autoencoder's KL term (per latent element)")
 	steps := fs.Int("steps", 5000, "UNet and text-encoder steps (stage 2)")
 	batch := fs.Int("batch", 32, "UNet batch size")
@@ -47,6 +48,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ema := fs.Float64("ema", 0.999, "EMA decay of the shipped weights")
 	uncond := fs.Float64("uncond-prob", 0.1, "fraction of captions dropped, for classifier-free guidance")
 	minSNR := fs.Float64("min-snr", 5, "Min-SNR loss weighting γ (0: plain MSE)")
+	stages := fs.String("stages", "vae,decoder,unet", "stages to run now, comma-separated: vae (autoencoder), decoder (its fine-tuning), unet (UNet + text encoder); later stages need earlier ones finished")
 	every := fs.Int("checkpoint-every", 500, "steps between checkpoints")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pigment train [--data shapes|DIR] [--out DIR] [--from MODEL] [flags]")
@@ -75,6 +77,14 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *every < 1 {
 		return usagef("--checkpoint-every must be at least 1, got %d", *every)
 	}
+	skip := map[string]bool{"vae": true, "decoder": true, "unet": true}
+	for _, st := range strings.Split(*stages, ",") {
+		st = strings.TrimSpace(st)
+		if _, ok := skip[st]; !ok {
+			return usagef("--stages: unknown stage %q (want vae, decoder, unet)", st)
+		}
+		skip[st] = false
+	}
 	if *work == "" {
 		*work = filepath.Clean(*out) + ".work"
 	}
@@ -101,8 +111,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--image-size must be 64 when training from scratch (the pigment-tiny architecture), got %d", *size)
 	}
 	base := train.Options{Warmup: *warmup, WeightDecay: 0.01, EMADecay: *ema, MaxGradNorm: 1, Seed: *seed, CheckpointEvery: *every, LogEvery: 50}
-	vo, uo := base, base
+	vo, uo, do := base, base, base
 	vo.Steps, vo.Batch, vo.LR = *vaeSteps, *vaeBatch, *vaeLR
+	do.Steps, do.Batch, do.LR, do.Seed = *decSteps, *vaeBatch, *vaeLR/2, *seed+200
 	uo.Steps, uo.Batch, uo.LR = *steps, *batch, *lr
 	uo.Seed = *seed + 100
 	if err := uo.Validate(); err != nil {
@@ -112,6 +123,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// Shared flags passed above; what is left is a --vae-* flag.
 		return usagef("--vae-%s", strings.TrimPrefix(err.Error(), "--"))
 	}
+	if *decSteps < 0 {
+		return usagef("--decoder-steps must not be negative, got %d", *decSteps)
+	}
 	// Training allocates activations every step and holds little else: the
 	// inference setting of main (GC at +25%) would collect several times a
 	// step for nothing.
@@ -120,7 +134,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	r := &train.Recipe{
 		Data: ds, Out: *out, Work: *work, From: *from, Seed: *seed,
-		VAE: vo, KLWeight: *kl, UNet: uo, UncondProb: *uncond, MinSNRGamma: *minSNR, Log: stderr,
+		VAE: vo, KLWeight: *kl, Decoder: do, UNet: uo, Skip: skip, UncondProb: *uncond, MinSNRGamma: *minSNR, Log: stderr,
 	}
 	return r.Run(ctx)
 }

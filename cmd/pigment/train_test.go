@@ -32,6 +32,8 @@ func TestTrainEvalBadFlags(t *testing.T) {
 		{"ema", "--ema", []string{"train", "--ema", "1"}},
 		{"min snr", "--min-snr", []string{"train", "--min-snr", "-1"}},
 		{"checkpoint every", "--checkpoint-every", []string{"train", "--checkpoint-every", "0"}},
+		{"decoder steps", "--decoder-steps", []string{"train", "--decoder-steps", "-1"}},
+		{"unknown stage", "--stages", []string{"train", "--stages", "vae,gan"}},
 		{"train positional", "unexpected argument", []string{"train", "shapes"}},
 		{"eval captions", "--captions", []string{"eval", "--captions", "0"}},
 		{"eval steps", "--steps", []string{"eval", "--steps", "0"}},

@@ -58,6 +58,21 @@ func (p Params) tensors(prefix string, dtype safetensors.DType) []safetensors.Te
 	return ts
 }
 
+// Select returns the parameters whose names start with one of prefixes.
+func (p Params) Select(prefixes ...string) Params {
+	var out Params
+	for i, n := range p.Names {
+		for _, pre := range prefixes {
+			if strings.HasPrefix(n, pre) {
+				out.Names = append(out.Names, n)
+				out.Tensors = append(out.Tensors, p.Tensors[i])
+				break
+			}
+		}
+	}
+	return out
+}
+
 // index returns the position of each name.
 func (p Params) index() map[string]int {
 	m := make(map[string]int, len(p.Names))

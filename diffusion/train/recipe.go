@@ -32,10 +32,17 @@ type Recipe struct {
 
 	VAE      Options // stage one (from scratch only)
 	KLWeight float64
+	// Decoder is stage 1b: the autoencoder's decoder fine-tuned with the
+	// encoder frozen (Steps 0 skips it). It changes no latent, so it is
+	// independent of stage two.
+	Decoder Options
 	UNet     Options // stage two
 	// UncondProb and MinSNRGamma: see Diffusion.
 	UncondProb, MinSNRGamma float64
-	Log                     io.Writer
+	// Skip names stages not to run now ("vae", "decoder", "unet"); a stage
+	// that later stages need must have finished before.
+	Skip map[string]bool
+	Log  io.Writer
 }
 
 func (r *Recipe) logf(format string, args ...any) {
@@ -54,6 +61,9 @@ func (r *Recipe) Run(ctx context.Context) error {
 	}
 	vaeDir := filepath.Join(r.Work, "vae")
 	if _, err := os.Stat(filepath.Join(vaeDir, "config.json")); errors.Is(err, fs.ErrNotExist) {
+		if r.Skip["vae"] {
+			return fmt.Errorf("train: stage 1 (autoencoder) has not run in %s", r.Work)
+		}
 		if err := r.trainVAE(ctx, vaeDir); err != nil {
 			return err
 		}
@@ -61,6 +71,14 @@ func (r *Recipe) Run(ctx context.Context) error {
 		return err
 	} else {
 		r.logf("stage 1 (autoencoder): done earlier, using %s\n", vaeDir)
+	}
+	if !r.Skip["decoder"] {
+		if err := r.tuneDecoder(ctx, vaeDir); err != nil {
+			return err
+		}
+	}
+	if r.Skip["unet"] {
+		return nil
 	}
 	vm, err := vae.Load(vaeDir)
 	if err != nil {
@@ -120,6 +138,50 @@ func (r *Recipe) trainVAE(ctx context.Context, dir string) error {
 		return err
 	}
 	return writeJSON(filepath.Join(dir, "config.json"), m.Config)
+}
+
+// decoderDone marks, in the stage-one folder, a finished stage 1b.
+const decoderDone = "decoder-finetuned"
+
+// tuneDecoder runs stage 1b on the autoencoder in dir and saves the EMA
+// decoder there, unless it ran before.
+func (r *Recipe) tuneDecoder(ctx context.Context, dir string) error {
+	if r.Decoder.Steps == 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, decoderDone)); err == nil {
+		r.logf("stage 1b (decoder): done earlier\n")
+		return nil
+	}
+	cfg, err := vae.LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return err
+	}
+	src, err := nn.OpenComponent(dir, "diffusion_pytorch_model")
+	if err != nil {
+		return err
+	}
+	rec := NewRecorder(src)
+	m, err := vae.New(nn.NewWeights(rec), cfg)
+	src.Close()
+	if err != nil {
+		return err
+	}
+	all := rec.Params()
+	params := all.Select("decoder.", "post_quant_conv.")
+	r.logf("stage 1b (decoder, encoder frozen): %d parameters, %d steps of batch %d\n", params.Count(), r.Decoder.Steps, r.Decoder.Batch)
+	opts := r.Decoder
+	opts.Checkpoint = filepath.Join(r.Work, "decoder.ckpt.safetensors")
+	opts.Log = r.Log
+	s, err := Run(ctx, opts, params, map[string]string{"stage": "decoder"}, tensor.NewTape(), DecoderStage(m, r.Data, opts))
+	if err != nil {
+		return err
+	}
+	useEMA(s)
+	if err := all.Save(filepath.Join(dir, "diffusion_pytorch_model.safetensors"), safetensors.F32, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, decoderDone), []byte("stage 1b finished\n"), 0o644)
 }
 
 // useEMA copies the averaged weights into the parameters.

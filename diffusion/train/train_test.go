@@ -351,3 +351,51 @@ func TestResumeIsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestDecoderFineTune trains only the decoder: the encoder (and so every
+// latent) must stay bit for bit, and the reconstruction error must fall.
+func TestDecoderFineTune(t *testing.T) {
+	data := Shapes{Seed: 1, ImageSize: 16}
+	vm, all := testVAE(t, 3)
+	dec := all.Select("decoder.", "post_quant_conv.")
+	enc := all.Select("encoder.", "quant_conv.")
+	if len(dec.Names)+len(enc.Names) != len(all.Names) || len(dec.Names) == 0 || len(enc.Names) == 0 {
+		t.Fatalf("Select split %d parameters into %d decoder and %d encoder ones", len(all.Names), len(dec.Names), len(enc.Names))
+	}
+	before := make([][]float32, len(enc.Tensors))
+	for i, p := range enc.Tensors {
+		before[i] = slices.Clone(p.Data)
+	}
+	x, _ := batchImages(data, 1_000_000, 8)
+	lossAt := func() float64 { return float64(DecoderLoss(vm, x, rand.New(rand.NewPCG(2, 2))).Data[0]) }
+	l0 := lossAt()
+	opts := Options{Steps: 60, Batch: 8, LR: 3e-3, Warmup: 5, EMADecay: 0.9, MaxGradNorm: 1, Seed: 3}
+	if _, err := Run(context.Background(), opts, dec, nil, tensor.NewTape(), DecoderStage(vm, data, opts)); err != nil {
+		t.Fatal(err)
+	}
+	l1 := lossAt()
+	t.Logf("decoder loss (L1 + MSE) %.4f → %.4f", l0, l1)
+	if !(l1 < 0.7*l0) {
+		t.Errorf("decoder loss %.4f → %.4f: did not fall by 30%%", l0, l1)
+	}
+	for i, p := range enc.Tensors {
+		if !slices.Equal(p.Data, before[i]) {
+			t.Fatalf("encoder parameter %s changed", enc.Names[i])
+		}
+	}
+}
+
+func TestL1Gradient(t *testing.T) {
+	a := tensor.FromData([]float32{1, -2, 3, 0.5}, 4)
+	b := tensor.FromData([]float32{0, 0, 4, 0.5}, 4)
+	tp := tensor.NewTape()
+	tp.Watch(a)
+	loss := l1(a, b)
+	if got := loss.Data[0]; math.Abs(float64(got)-1) > 1e-6 {
+		t.Fatalf("l1 %v, want 1", got)
+	}
+	tp.Backward(loss, nil)
+	if g := a.Grad().Data; !slices.Equal(g, []float32{0.25, -0.25, -0.25, 0}) {
+		t.Fatalf("gradient %v", g)
+	}
+}
