@@ -36,7 +36,7 @@ type Recipe struct {
 	// encoder frozen (Steps 0 skips it). It changes no latent, so it is
 	// independent of stage two.
 	Decoder Options
-	UNet     Options // stage two
+	UNet    Options // stage two
 	// UncondProb and MinSNRGamma: see Diffusion.
 	UncondProb, MinSNRGamma float64
 	// Skip names stages not to run now ("vae", "decoder", "unet"); a stage
