@@ -1,6 +1,7 @@
 package train
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 
@@ -64,19 +65,55 @@ func TinyUNetConfig() unet.Config {
 	return c
 }
 
-// SchedulerConfig is the training noise schedule (Stable Diffusion's:
-// scaled_linear β from 0.00085 to 0.012 over 1000 steps, ε prediction)
-// written as a DPMSolverMultistepScheduler config, so DPM++ 2M is the
-// default sampler.
+// SchedulerConfig is pigment-tiny's noise schedule and the sampler config
+// written with it: Stable Diffusion's scaled_linear β (0.00085 to 0.012
+// over 1000 steps) rescaled to zero terminal SNR, v-prediction and
+// "trailing" timesteps, as Lin et al. 2023 ("Common Diffusion Noise
+// Schedules and Sample Steps are Flawed") prescribe. With SD's schedule
+// ᾱ_999 is 0.0047, so the noisiest training input still carries 7% of the
+// image: its mean colour leaks through, and at sampling time the random
+// mean of the starting noise decides the background instead of the prompt
+// (on 16x16 latents the noise mean is as large as that leak). The last ᾱ
+// is 2⁻²⁴ rather than 0, as diffusers sets it for Euler and DPM-Solver so
+// the first sigma is finite, and the betas are written out as trained_betas
+// so every sampler, including those without rescale_betas_zero_snr (PNDM,
+// LMS), uses exactly the training schedule. DPM++ 2M is the default sampler.
 func SchedulerConfig() map[string]any {
 	return map[string]any{
 		"_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.27.2",
 		"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-		"num_train_timesteps": 1000, "prediction_type": "epsilon", "steps_offset": 1,
+		"trained_betas": zeroSNRBetas(0.00085, 0.012, 1000),
+		"num_train_timesteps": 1000, "prediction_type": "v_prediction", "steps_offset": 0,
 		"algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint",
-		"lower_order_final": true, "timestep_spacing": "leading", "set_alpha_to_one": false,
+		"lower_order_final": true, "timestep_spacing": "trailing", "set_alpha_to_one": false,
 		"clip_sample": false,
 	}
+}
+
+// zeroSNRBetas returns scaled_linear betas rescaled so that √ᾱ falls
+// linearly to 0 at the last step while √ᾱ_0 is kept (Lin et al. 2023,
+// Algorithm 1, diffusers' rescale_zero_terminal_snr), with ᾱ_{n−1} then
+// set to 2⁻²⁴. Computed in float64.
+func zeroSNRBetas(start, end float64, n int) []float64 {
+	abar := make([]float64, n)
+	prod := 1.0
+	for i := range n {
+		b := math.Sqrt(start) + (math.Sqrt(end)-math.Sqrt(start))*float64(i)/float64(n-1)
+		prod *= 1 - b*b
+		abar[i] = prod
+	}
+	s0, sT := math.Sqrt(abar[0]), math.Sqrt(abar[n-1])
+	for i := range abar {
+		s := (math.Sqrt(abar[i]) - sT) * s0 / (s0 - sT)
+		abar[i] = s * s
+	}
+	abar[n-1] = 0x1p-24
+	betas := make([]float64, n)
+	betas[0] = 1 - abar[0]
+	for i := 1; i < n; i++ {
+		betas[i] = 1 - abar[i]/abar[i-1]
+	}
+	return betas
 }
 
 // Parts are the components of a diffusers StableDiffusionPipeline

@@ -216,6 +216,7 @@ func (r *Recipe) trainDiffusion(ctx context.Context, tok *clip.Tokenizer, text *
 	d := &Diffusion{
 		Tokenizer: tok, Text: text, UNet: um, VAE: vm, ScalingFactor: float32(vm.Config.ScalingFactor),
 		AlphasCumprod: ddpm.AlphasCumprod(), UncondProb: r.UncondProb, MinSNRGamma: r.MinSNRGamma,
+		VPrediction: sched.PredictionType == "v_prediction",
 	}
 	params := join([]string{"text_encoder/", "unet/"}, textP, unetP)
 	r.logf("stage 2 (UNet %d + text encoder %d parameters): %d steps of batch %d\n", unetP.Count(), textP.Count(), r.UNet.Steps, r.UNet.Batch)

@@ -146,9 +146,13 @@ type Diffusion struct {
 	// also learns the unconditional prediction classifier-free guidance
 	// needs (Ho & Salimans 2022); 0.1 is usual.
 	UncondProb float64
-	// MinSNRGamma weights each sample's loss by min(SNR_t, γ)/SNR_t
-	// (Min-SNR weighting, Hang et al. 2023), which speeds convergence; 0
-	// disables it.
+	// VPrediction makes the UNet predict v = √ᾱ·ε − √(1−ᾱ)·z (Salimans &
+	// Ho 2022) instead of ε: the target that stays meaningful at zero
+	// terminal SNR, where ε-prediction carries no information.
+	VPrediction bool
+	// MinSNRGamma weights each sample's loss by min(SNR_t, γ)/SNR_t for ε
+	// (min(SNR_t, γ)/(SNR_t+1) for v; Min-SNR weighting, Hang et al. 2023);
+	// 0 disables it.
 	MinSNRGamma float64
 
 	mu      sync.Mutex
@@ -214,7 +218,7 @@ func (d *Diffusion) Latents(x *tensor.Tensor, exs []Example) *tensor.Tensor {
 // Loss is the denoising objective of Ho et al. 2020 on latents: for each
 // example a timestep t ~ U{0..T−1} and noise ε ~ N(0, I) give x_t =
 // √ᾱ_t·z + √(1−ᾱ_t)·ε, and the UNet, conditioned on the caption's
-// encoder_hidden_states, predicts ε (noise_pred); the loss is the
+// encoder_hidden_states, predicts ε or v (noise_pred); the loss is the
 // (Min-SNR weighted) mean squared error. Gradients reach the UNet and the
 // text encoder.
 func (d *Diffusion) Loss(x *tensor.Tensor, exs []Example, r *rand.Rand) (*tensor.Tensor, error) {
@@ -223,6 +227,10 @@ func (d *Diffusion) Loss(x *tensor.Tensor, exs []Example, r *rand.Rand) (*tensor
 	per := z.Len() / n
 	eps := normal(r, z.Shape...)
 	noisy := tensor.New(z.Shape...)
+	target := eps
+	if d.VPrediction {
+		target = tensor.New(z.Shape...)
+	}
 	timesteps := make([]float32, n)
 	weights := make([]float32, n)
 	for i := range n {
@@ -232,10 +240,14 @@ func (d *Diffusion) Loss(x *tensor.Tensor, exs []Example, r *rand.Rand) (*tensor
 		sa, sb := float32(math.Sqrt(a)), float32(math.Sqrt(1-a))
 		for k := i * per; k < (i+1)*per; k++ {
 			noisy.Data[k] = sa*z.Data[k] + sb*eps.Data[k]
+			if d.VPrediction {
+				target.Data[k] = sa*eps.Data[k] - sb*z.Data[k]
+			}
 		}
 		weights[i] = 1
-		if d.MinSNRGamma > 0 {
-			snr := a / (1 - a)
+		if snr := a / (1 - a); d.MinSNRGamma > 0 && d.VPrediction {
+			weights[i] = float32(min(snr, d.MinSNRGamma) / (snr + 1))
+		} else if d.MinSNRGamma > 0 {
 			weights[i] = float32(min(snr, d.MinSNRGamma) / snr)
 		}
 	}
@@ -253,7 +265,7 @@ func (d *Diffusion) Loss(x *tensor.Tensor, exs []Example, r *rand.Rand) (*tensor
 		return nil, err
 	}
 	noisePred := d.UNet.Forward(noisy, timesteps, ehs)
-	return weightedMSE(noisePred, eps, weights), nil
+	return weightedMSE(noisePred, target, weights), nil
 }
 
 // DiffusionStage returns the LossFunc of UNet and text-encoder training on

@@ -310,7 +310,7 @@ func TestTrainingLowersLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &Diffusion{Tokenizer: tok, Text: text, UNet: um, VAE: vm, ScalingFactor: LatentScale(vm, data, 64),
-		AlphasCumprod: s.AlphasCumprod(), UncondProb: 0.1}
+		AlphasCumprod: s.AlphasCumprod(), UncondProb: 0.1, VPrediction: true}
 	uo := Options{Steps: 200, Batch: 16, LR: 2e-3, Warmup: 20, EMADecay: 0.99, MaxGradNorm: 1, Seed: 8}
 	before = evalLoss(t, d, data)
 	params := join([]string{"text_encoder/", "unet/"}, textP, unetP)
@@ -382,6 +382,42 @@ func TestDecoderFineTune(t *testing.T) {
 		if !slices.Equal(p.Data, before[i]) {
 			t.Fatalf("encoder parameter %s changed", enc.Names[i])
 		}
+	}
+}
+
+// TestSchedulerZeroTerminalSNR checks pigment-tiny's schedule: every
+// sampler reads the same ᾱ (so PNDM and LMS match training too), it falls
+// to 2⁻²⁴ at the last step, √ᾱ_0 is SD's, and sampling starts at t = 999.
+func TestSchedulerZeroTerminalSNR(t *testing.T) {
+	cfg, err := sampling.ParseConfig(mustJSON(SchedulerConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []float32
+	for _, k := range []sampling.Kind{sampling.DDIM, sampling.Euler, sampling.EulerA, sampling.DPMPP2M, sampling.DPMPP2MKarras, sampling.LMS, sampling.PNDM} {
+		s, err := sampling.New(k, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		a := s.AlphasCumprod()
+		if first == nil {
+			first = a
+		} else if !slices.Equal(a, first) {
+			t.Errorf("%s reads another schedule", k)
+		}
+		p, err := s.Plan(20)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if p.Timesteps[0] != 999 {
+			t.Errorf("%s starts at t=%v, want 999", k, p.Timesteps[0])
+		}
+	}
+	if got := first[len(first)-1]; math.Abs(float64(got)-0x1p-24) > 1e-12 {
+		t.Errorf("last ᾱ %g, want 2⁻²⁴", got)
+	}
+	if got := first[0]; math.Abs(float64(got)-0.99915) > 1e-5 {
+		t.Errorf("ᾱ_0 %g, want SD's 0.99915", got)
 	}
 }
 
