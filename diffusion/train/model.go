@@ -82,7 +82,7 @@ func SchedulerConfig() map[string]any {
 	return map[string]any{
 		"_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.27.2",
 		"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-		"trained_betas": zeroSNRBetas(0.00085, 0.012, 1000),
+		"trained_betas":       zeroSNRBetas(0.00085, 0.012, 1000),
 		"num_train_timesteps": 1000, "prediction_type": "v_prediction", "steps_offset": 0,
 		"algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint",
 		"lower_order_final": true, "timestep_spacing": "trailing", "set_alpha_to_one": false,
