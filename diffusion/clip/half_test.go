@@ -1,7 +1,7 @@
 package clip
 
 import (
-	"math"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -21,16 +21,7 @@ func TestTextModel_HalfWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(widen bool) *TextModel {
-		src, err := nn.OpenComponent(dir, "model")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close()
-		var s nn.Source = src
-		if widen {
-			s = nn.Float32Source(src)
-		}
+	build := func(s nn.Source) *TextModel {
 		w := nn.NewWeights(s)
 		m := NewTextModel(w, c)
 		if err := w.Err(); err != nil {
@@ -38,7 +29,8 @@ func TestTextModel_HalfWeights(t *testing.T) {
 		}
 		return m
 	}
-	half, full := build(false), build(true)
+	hs, ws := refcases.HalfPair(t, dir, "model")
+	half, full := build(hs), build(ws)
 	if !half.Embeddings.TokenEmbedding.Weight.IsHalf() || full.Embeddings.TokenEmbedding.Weight.IsHalf() {
 		t.Fatal("token embedding: want half when loaded, float32 when widened")
 	}
@@ -57,10 +49,6 @@ func TestTextModel_HalfWeights(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range want.Data {
-			if math.Float32bits(got.Data[i]) != math.Float32bits(want.Data[i]) {
-				t.Fatalf("clip skip %d: [%d] = %v with fp16 weights, %v widened", skip, i, got.Data[i], want.Data[i])
-			}
-		}
+		refcases.SameBits(t, fmt.Sprintf("clip skip %d", skip), got, want)
 	}
 }

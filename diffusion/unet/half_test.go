@@ -1,7 +1,6 @@
 package unet
 
 import (
-	"math"
 	"path/filepath"
 	"testing"
 
@@ -21,23 +20,15 @@ func TestUNetHalfWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(widen bool) *UNet2DConditionModel {
-		src, err := nn.OpenComponent(dir, "diffusion_pytorch_model")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close()
-		var s nn.Source = src
-		if widen {
-			s = nn.Float32Source(src)
-		}
+	build := func(s nn.Source) *UNet2DConditionModel {
 		u, err := New(nn.NewWeights(s), c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return u
 	}
-	half, full := build(false), build(true)
+	hs, ws := refcases.HalfPair(t, dir, "diffusion_pytorch_model")
+	half, full := build(hs), build(ws)
 	if !half.ConvIn.Weight.IsHalf() || half.ConvIn.Bias.IsHalf() || full.ConvIn.Weight.IsHalf() {
 		t.Fatalf("conv_in weight half %v bias half %v; widened weight half %v",
 			half.ConvIn.Weight.IsHalf(), half.ConvIn.Bias.IsHalf(), full.ConvIn.Weight.IsHalf())
@@ -46,14 +37,9 @@ func TestUNetHalfWeights(t *testing.T) {
 		sample := set.CaseTensor(t, cs, "inputs", "sample")
 		ehs := set.CaseTensor(t, cs, "inputs", "encoder_hidden_states")
 		ts := set.CaseTensor(t, cs, "inputs", "timestep")
-		got, want := half.Forward(sample, ts.Data, ehs), full.Forward(sample, ts.Data, ehs)
-		for i := range want.Data {
-			if math.Float32bits(got.Data[i]) != math.Float32bits(want.Data[i]) {
-				t.Fatalf("%s: noise_pred[%d] = %v with fp16 weights, %v widened", cs.ID, i, got.Data[i], want.Data[i])
-			}
-		}
-		ref := set.CaseTensor(t, cs, "outputs", "noise_pred")
-		d, _ := tensor.MaxAbsDiff(got, ref)
+		got := half.Forward(sample, ts.Data, ehs)
+		refcases.SameBits(t, cs.ID+" noise_pred", got, full.Forward(sample, ts.Data, ehs))
+		d, _ := tensor.MaxAbsDiff(got, set.CaseTensor(t, cs, "outputs", "noise_pred"))
 		t.Logf("%s: identical; max abs diff to the reference %.3g", cs.ID, d)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pigment-ai/pigment/diffusion/nn"
 	"github.com/pigment-ai/pigment/diffusion/safetensors"
 	"github.com/pigment-ai/pigment/diffusion/tensor"
 )
@@ -446,6 +447,38 @@ func toInt(v any) (int, bool) {
 		return 0, false
 	}
 	return int(f), true
+}
+
+// HalfPair opens the weights of the component base ("model",
+// "diffusion_pytorch_model") in dir twice: as loading keeps them (fp16/bf16
+// matrices in 16 bits) and widened to float32 (nn.Float32Source), for tests
+// that a model built from either computes the same. Both are closed when the
+// test ends.
+func HalfPair(t testing.TB, dir, base string) (half, widened nn.Source) {
+	t.Helper()
+	open := func() *nn.FileSource {
+		src, err := nn.OpenComponent(dir, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { src.Close() })
+		return src
+	}
+	return open(), nn.Float32Source(open())
+}
+
+// SameBits stops the test unless got and want hold the same float32 bits
+// everywhere (name says what they are).
+func SameBits(t testing.TB, name string, got, want *tensor.Tensor) {
+	t.Helper()
+	if !tensor.SameShape(got, want) {
+		t.Fatalf("%s: shape %v, want %v", name, got.Shape, want.Shape)
+	}
+	for i := range want.Data {
+		if math.Float32bits(got.Data[i]) != math.Float32bits(want.Data[i]) {
+			t.Fatalf("%s[%d] = %v with 16-bit weights, %v widened", name, i, got.Data[i], want.Data[i])
+		}
+	}
 }
 
 // Close compares got with want element-wise and fails the test (without
