@@ -3,8 +3,6 @@ package tensor
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 )
 
 // maxScoreFloats bounds the attention score block one worker holds at a time
@@ -54,48 +52,31 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 	qd, kd, vd := q.Data, k.Data, v.Data
 	chunk := max(1, min(lq, maxScoreFloats/lk))
 	nChunks := (lq + chunk - 1) / chunk
-	tasks := b * heads * nChunks
-	workers := min(runtime.GOMAXPROCS(0), tasks)
-	var next sync.Mutex
-	task := 0
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			scores := make([]float32, chunk*lk)
-			for {
-				next.Lock()
-				t := task
-				task++
-				next.Unlock()
-				if t >= tasks {
-					return
-				}
-				bh, c := t/nChunks, t%nChunks
-				bi, h := bh/heads, bh%heads
-				q0 := c * chunk
-				rows := min(chunk, lq-q0)
-				qs := qd[(bi*lq+q0)*hd+h*d:]
-				ks := kd[bi*lk*hd+h*d:]
-				vs := vd[bi*lk*hdv+h*dv:]
-				os := out.Data[(bi*lq+q0)*hdv+h*dv:]
-				s := scores[:rows*lk]
-				gemm(false, true, rows, lk, d, scale, qs, hd, ks, hd, 0, s, lk)
-				for r := 0; r < rows; r++ {
-					row := s[r*lk : (r+1)*lk]
-					if causal {
-						for j := q0 + r + 1; j < lk; j++ {
-							row[j] = float32(math.Inf(-1))
-						}
+	eachTask(b*heads*nChunks, func() func(int) {
+		scores := make([]float32, chunk*lk)
+		return func(t int) {
+			bh, c := t/nChunks, t%nChunks
+			bi, h := bh/heads, bh%heads
+			q0 := c * chunk
+			rows := min(chunk, lq-q0)
+			qs := qd[(bi*lq+q0)*hd+h*d:]
+			ks := kd[bi*lk*hd+h*d:]
+			vs := vd[bi*lk*hdv+h*dv:]
+			os := out.Data[(bi*lq+q0)*hdv+h*dv:]
+			s := scores[:rows*lk]
+			gemm(false, true, rows, lk, d, scale, qs, hd, ks, hd, 0, s, lk)
+			for r := 0; r < rows; r++ {
+				row := s[r*lk : (r+1)*lk]
+				if causal {
+					for j := q0 + r + 1; j < lk; j++ {
+						row[j] = float32(math.Inf(-1))
 					}
-					softmaxRow(row)
 				}
-				gemm(false, false, rows, dv, lk, 1, s, lk, vs, hdv, 0, os, hdv)
+				softmaxRow(row)
 			}
-		}()
-	}
-	wg.Wait()
+			gemm(false, false, rows, dv, lk, 1, s, lk, vs, hdv, 0, os, hdv)
+		}
+	})
 	if !tracked(q, k, v) {
 		return out
 	}
@@ -112,77 +93,60 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 // write the same element.
 func attentionBackward(dq, dk, dv, g, qd, kd, vd []float32, b, lq, lk, heads, d, dvh, chunk int, scale float32, causal bool) {
 	hd, hdv := heads*d, heads*dvh
-	tasks := b * heads
-	workers := min(runtime.GOMAXPROCS(0), tasks)
-	var next sync.Mutex
-	task := 0
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			probs := make([]float32, chunk*lk)
-			var dprobs []float32
-			if dq != nil || dk != nil {
-				dprobs = make([]float32, chunk*lk)
-			}
-			for {
-				next.Lock()
-				t := task
-				task++
-				next.Unlock()
-				if t >= tasks {
-					return
+	eachTask(b*heads, func() func(int) {
+		probs := make([]float32, chunk*lk)
+		var dprobs []float32
+		if dq != nil || dk != nil {
+			dprobs = make([]float32, chunk*lk)
+		}
+		return func(t int) {
+			bi, h := t/heads, t%heads
+			ks := kd[bi*lk*hd+h*d:]
+			vs := vd[bi*lk*hdv+h*dvh:]
+			for q0 := 0; q0 < lq; q0 += chunk {
+				rows := min(chunk, lq-q0)
+				// Keys past the block's last query are masked for every
+				// row of a causal block: leave them out.
+				lke := lk
+				if causal {
+					lke = min(lk, q0+rows)
 				}
-				bi, h := t/heads, t%heads
-				ks := kd[bi*lk*hd+h*d:]
-				vs := vd[bi*lk*hdv+h*dvh:]
-				for q0 := 0; q0 < lq; q0 += chunk {
-					rows := min(chunk, lq-q0)
-					// Keys past the block's last query are masked for every
-					// row of a causal block: leave them out.
-					lke := lk
+				qs := qd[(bi*lq+q0)*hd+h*d:]
+				gs := g[(bi*lq+q0)*hdv+h*dvh:]
+				p := probs[:rows*lk]
+				gemm(false, true, rows, lke, d, scale, qs, hd, ks, hd, 0, p, lk)
+				for r := 0; r < rows; r++ {
+					row := p[r*lk : r*lk+lke]
 					if causal {
-						lke = min(lk, q0+rows)
-					}
-					qs := qd[(bi*lq+q0)*hd+h*d:]
-					gs := g[(bi*lq+q0)*hdv+h*dvh:]
-					p := probs[:rows*lk]
-					gemm(false, true, rows, lke, d, scale, qs, hd, ks, hd, 0, p, lk)
-					for r := 0; r < rows; r++ {
-						row := p[r*lk : r*lk+lke]
-						if causal {
-							for j := q0 + r + 1; j < lke; j++ {
-								row[j] = negInf32
-							}
-						}
-						softmaxRow(row)
-					}
-					if dv != nil { // dV += Pᵀ·dO
-						gemm(true, false, lke, dvh, rows, 1, p, lk, gs, hdv, 1, dv[bi*lk*hdv+h*dvh:], hdv)
-					}
-					if dprobs == nil {
-						continue
-					}
-					// dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) in place.
-					ds := dprobs[:rows*lk]
-					gemm(false, true, rows, lke, dvh, 1, gs, hdv, vs, hdv, 0, ds, lk)
-					for r := 0; r < rows; r++ {
-						pr, dr := p[r*lk:r*lk+lke], ds[r*lk:r*lk+lke]
-						dot := float32(dot64(dr, pr))
-						for j, v := range dr {
-							dr[j] = pr[j] * (v - dot)
+						for j := q0 + r + 1; j < lke; j++ {
+							row[j] = negInf32
 						}
 					}
-					if dq != nil { // dQ += scale·dS·K
-						gemm(false, false, rows, d, lke, scale, ds, lk, ks, hd, 1, dq[(bi*lq+q0)*hd+h*d:], hd)
-					}
-					if dk != nil { // dK += scale·dSᵀ·Q
-						gemm(true, false, lke, d, rows, scale, ds, lk, qs, hd, 1, dk[bi*lk*hd+h*d:], hd)
+					softmaxRow(row)
+				}
+				if dv != nil { // dV += Pᵀ·dO
+					gemm(true, false, lke, dvh, rows, 1, p, lk, gs, hdv, 1, dv[bi*lk*hdv+h*dvh:], hdv)
+				}
+				if dprobs == nil {
+					continue
+				}
+				// dP = dO·Vᵀ, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) in place.
+				ds := dprobs[:rows*lk]
+				gemm(false, true, rows, lke, dvh, 1, gs, hdv, vs, hdv, 0, ds, lk)
+				for r := 0; r < rows; r++ {
+					pr, dr := p[r*lk:r*lk+lke], ds[r*lk:r*lk+lke]
+					dot := float32(dot64(dr, pr))
+					for j, v := range dr {
+						dr[j] = pr[j] * (v - dot)
 					}
 				}
+				if dq != nil { // dQ += scale·dS·K
+					gemm(false, false, rows, d, lke, scale, ds, lk, ks, hd, 1, dq[(bi*lq+q0)*hd+h*d:], hd)
+				}
+				if dk != nil { // dK += scale·dSᵀ·Q
+					gemm(true, false, lke, d, rows, scale, ds, lk, qs, hd, 1, dk[bi*lk*hd+h*d:], hd)
+				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }

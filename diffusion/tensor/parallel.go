@@ -3,6 +3,7 @@ package tensor
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // parallelFor splits [0, n) into at most GOMAXPROCS contiguous ranges and
@@ -31,6 +32,27 @@ func parallelFor(n, minWork int, fn func(lo, hi int)) {
 		go func() {
 			defer wg.Done()
 			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+// eachTask runs every task t in [0, tasks) on up to GOMAXPROCS goroutines,
+// which take the next task from a shared counter as they finish one (tasks
+// of uneven cost balance themselves). newWorker is called once per
+// goroutine and returns the function that runs a task, so each worker can
+// own its scratch buffers.
+func eachTask(tasks int, newWorker func() func(t int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), tasks) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run := newWorker()
+			for t := int(next.Add(1) - 1); t < tasks; t = int(next.Add(1) - 1) {
+				run(t)
+			}
 		}()
 	}
 	wg.Wait()
