@@ -214,9 +214,6 @@ func recordUpsample(out, x *Tensor) {
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	outH, outW := out.Shape[2], out.Shape[3]
 	sy, sx := float32(h)/float32(outH), float32(w)/float32(outW)
-	if outH == 2*h && outW == 2*w {
-		sy, sx = 0.5, 0.5
-	}
 	record(out, []*Tensor{x}, func(g []float32, d [][]float32) {
 		dx := d[0]
 		parallelFor(n*c, 4, func(lo, hi int) {

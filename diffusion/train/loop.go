@@ -118,12 +118,14 @@ func Run(ctx context.Context, opts Options, params Params, meta map[string]strin
 		}
 		v := float64(l.Data[0])
 		tp.Backward(l, nil)
-		norm := math.Sqrt(gradSquares(params))
+		var norm float64
+		if opts.MaxGradNorm > 0 {
+			norm = ClipGradNorm(params, opts.MaxGradNorm) // the norm before clipping
+		} else {
+			norm = math.Sqrt(gradSquares(params))
+		}
 		if math.IsNaN(v) || math.IsInf(v, 0) || math.IsNaN(norm) || math.IsInf(norm, 0) {
 			return s, fmt.Errorf("train: step %d: loss %v, gradient norm %v (not finite); the last checkpoint is kept", s.Step, v, norm)
-		}
-		if opts.MaxGradNorm > 0 {
-			ClipGradNorm(params, opts.MaxGradNorm)
 		}
 		s.Opt.Update(params, opts.lrAt(s.Step))
 		s.EMA.Update(params)

@@ -197,7 +197,6 @@ func (d *Diffusion) Latents(x *tensor.Tensor, exs []Example) *tensor.Tensor {
 			}
 		}
 	}
-	var shape []int
 	var out *tensor.Tensor
 	for i, e := range exs {
 		z, ok := fresh[i]
@@ -207,8 +206,7 @@ func (d *Diffusion) Latents(x *tensor.Tensor, exs []Example) *tensor.Tensor {
 		if out == nil {
 			c := d.VAE.Config.LatentChannels
 			side := int(math.Sqrt(float64(len(z) / c)))
-			shape = []int{len(exs), c, side, side}
-			out = tensor.New(shape...)
+			out = tensor.New(len(exs), c, side, side)
 		}
 		copy(out.Data[i*len(z):], z)
 	}
