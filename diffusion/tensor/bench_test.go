@@ -24,20 +24,23 @@ func BenchmarkMatMul_256(b *testing.B)         { benchMatMul(b, 256, 256, 256) }
 func BenchmarkMatMul_1024(b *testing.B)        { benchMatMul(b, 1024, 1024, 1024) }
 func BenchmarkMatMul_FF_4096x320(b *testing.B) { benchMatMul(b, 4096, 320, 2560) }
 
-func benchConv2d(b *testing.B, c, h, w int) {
+func benchConv2d(b *testing.B, n, c, h, w int) {
 	r := rand.New(rand.NewPCG(2, 2))
-	x, wt, bias := randn(r, 1, c, h, w), randn(r, c, c, 3, 3), randn(r, c)
+	x, wt, bias := randn(r, n, c, h, w), randn(r, c, c, 3, 3), randn(r, c)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		sink = Conv2d(x, wt, bias, Conv2dParams{Stride: 1, Padding: 1})
 	}
-	b.ReportMetric(2*float64(c*c*9*h*w)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	b.ReportMetric(2*float64(n*c*c*9*h*w)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-func BenchmarkConv2d_320x64x64(b *testing.B)   { benchConv2d(b, 320, 64, 64) }
-func BenchmarkConv2d_1280x8x8(b *testing.B)    { benchConv2d(b, 1280, 8, 8) }
-func BenchmarkConv2d_128x256x256(b *testing.B) { benchConv2d(b, 128, 256, 256) }
+func BenchmarkConv2d_320x64x64(b *testing.B)   { benchConv2d(b, 1, 320, 64, 64) }
+func BenchmarkConv2d_1280x8x8(b *testing.B)    { benchConv2d(b, 1, 1280, 8, 8) }
+func BenchmarkConv2d_128x256x256(b *testing.B) { benchConv2d(b, 1, 128, 256, 256) }
+
+// pigment-tiny's UNet at 16x16 latents, a training batch of 32.
+func BenchmarkConv2d_Batch32_32x16x16(b *testing.B) { benchConv2d(b, 32, 32, 16, 16) }
 
 func BenchmarkGroupNorm_320x64x64(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 3))

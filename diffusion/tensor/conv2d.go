@@ -158,8 +158,23 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 
 // im2col fills col [Cin·KH·KW, rows·wo] with the receptive fields of output
 // rows [r0, r0+rows) of one image img [Cin, h, w]; out-of-image taps are 0.
+//
+// A stride-1 convolution that keeps the width (wo = w, as every 3x3 padding-1
+// convolution of the UNet and VAE) takes the fast path: each row of col is
+// the image plane shifted by one offset, so it is one copy plus zeroing the
+// taps that fall outside the image (whole rows above or below it, and the
+// |dx| columns that wrap around at the left or right edge).
 func im2col(col, img []float32, cin, h, w, kh, kw int, p Conv2dParams, r0, rows, wo int) {
 	cols := rows * wo
+	if p.Stride == 1 && wo == w {
+		parallelFor(cin*kh*kw, 8, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
+				im2colShifted(col[r*cols:(r+1)*cols], img[c*h*w:(c+1)*h*w], h, w, r0-p.Padding+ki, kj-p.Padding, rows)
+			}
+		})
+		return
+	}
 	parallelFor(cin*kh*kw, 8, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
@@ -197,6 +212,36 @@ func im2col(col, img []float32, cin, h, w, kh, kw int, p Conv2dParams, r0, rows,
 			}
 		}
 	})
+}
+
+// im2colShifted fills dst [rows·w] with plane [h, w] read at (oy+dy, ox+dx)
+// for output row oy and column ox, 0 outside the plane.
+func im2colShifted(dst, plane []float32, h, w, dy, dx, rows int) {
+	oyLo, oyHi := max(0, -dy), min(rows, h-dy)
+	if oyLo >= oyHi {
+		clear(dst)
+		return
+	}
+	start, end := oyLo*w, oyHi*w
+	clear(dst[:start])
+	clear(dst[end:])
+	// dst[i] = plane[i+s]; at the two ends of the span i+s can leave the
+	// plane by up to |dx|: those taps are off the image.
+	s := dy*w + dx
+	a, b := max(start, -s), min(end, h*w-s)
+	copy(dst[a:b], plane[a+s:b+s])
+	clear(dst[start:a])
+	clear(dst[b:end])
+	switch {
+	case dx < 0: // columns ox < -dx read the previous row's end
+		for oy := oyLo; oy < oyHi; oy++ {
+			clear(dst[oy*w : oy*w-dx])
+		}
+	case dx > 0: // columns ox ≥ w-dx read the next row's start
+		for oy := oyLo; oy < oyHi; oy++ {
+			clear(dst[oy*w+w-dx : oy*w+w])
+		}
+	}
 }
 
 // col2im is the adjoint of im2col: it adds each entry of col [Cin·KH·KW,

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -72,17 +73,28 @@ func TestConv2d(t *testing.T) {
 		{"1x1 no bias", 1, 3, 4, 4, 7, 1, Conv2dParams{1, 0}, false},
 		{"3x3 on 1x1 image", 1, 2, 1, 1, 2, 3, Conv2dParams{1, 1}, true},
 		{"wide image", 1, 2, 3, 40, 2, 3, Conv2dParams{1, 1}, true},
+		{"5x5 pad2 (shifted im2col, |dx| 2)", 2, 3, 6, 5, 4, 5, Conv2dParams{1, 2}, true},
+		{"3x3 pad1 on a 1-wide image", 1, 2, 5, 1, 3, 3, Conv2dParams{1, 1}, true},
+		{"3x3 pad1 on a 2x2 image", 2, 3, 2, 2, 2, 3, Conv2dParams{1, 1}, false},
+		{"3x3 pad0 (narrower output)", 1, 2, 6, 7, 3, 3, Conv2dParams{1, 0}, true},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			x := randn(r, c.n, c.cin, c.h, c.w)
-			w := randn(r, c.cout, c.cin, c.k, c.k)
-			var b *Tensor
-			if c.bias {
-				b = randn(r, c.cout)
-			}
-			assertClose(t, "conv", Conv2d(x, w, b, c.p), naiveConv2d(x, w, b, c.p), 1e-4)
-		})
+		for _, band := range []int{0, 1, 2} { // output rows per im2col band; 0: all
+			t.Run(fmt.Sprintf("%s/band%d", c.name, band), func(t *testing.T) {
+				if band > 0 {
+					old := maxColFloats
+					maxColFloats = band * c.cin * c.k * c.k * Conv2dOutSize(c.w, c.k, c.p)
+					defer func() { maxColFloats = old }()
+				}
+				x := randn(r, c.n, c.cin, c.h, c.w)
+				w := randn(r, c.cout, c.cin, c.k, c.k)
+				var b *Tensor
+				if c.bias {
+					b = randn(r, c.cout)
+				}
+				assertClose(t, "conv", Conv2d(x, w, b, c.p), naiveConv2d(x, w, b, c.p), 1e-4)
+			})
+		}
 	}
 }
 
