@@ -63,11 +63,11 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	hw := ho * wo
 	beta := float32(0)
 	if bias != nil {
-		for i := 0; i < n; i++ {
-			for c := 0; c < cout; c++ {
-				fill(out.Data[(i*cout+c)*hw:(i*cout+c+1)*hw], bias.Data[c])
+		parallelFor(n*cout, 1+(1<<14)/hw, func(lo, hi int) {
+			for ic := lo; ic < hi; ic++ {
+				fill(out.Data[ic*hw:(ic+1)*hw], bias.Data[ic%cout])
 			}
-		}
+		})
 		beta = 1
 	}
 	kdim := cin * kh * kw
@@ -81,7 +81,8 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 			gemm(false, false, cout, hw, cin, 1, wd, cin, xd[i*cin*h*w:(i+1)*cin*h*w], hw, beta, out.Data[i*cout*hw:(i+1)*cout*hw], hw)
 		}
 	} else {
-		col := make([]float32, kdim*band*wo)
+		buf := getScratch(kdim * band * wo)
+		col := *buf
 		for i := 0; i < n; i++ {
 			img := xd[i*cin*h*w : (i+1)*cin*h*w]
 			dst := out.Data[i*cout*hw : (i+1)*cout*hw]
@@ -92,6 +93,7 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 				gemm(false, false, cout, cols, kdim, 1, wd, kdim, col, cols, beta, dst[r0*wo:], hw)
 			}
 		}
+		putScratch(buf)
 	}
 	putScratch(scratch)
 	if !isTracked {
@@ -129,10 +131,14 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 		}
 		var col, dcol []float32
 		if dw != nil {
-			col = make([]float32, kdim*band*wo)
+			buf := getScratch(kdim * band * wo)
+			defer putScratch(buf)
+			col = *buf
 		}
 		if dx != nil {
-			dcol = make([]float32, kdim*band*wo)
+			buf := getScratch(kdim * band * wo)
+			defer putScratch(buf)
+			dcol = *buf
 		}
 		for i := 0; i < n; i++ {
 			img := xd[i*cin*h*w : (i+1)*cin*h*w]

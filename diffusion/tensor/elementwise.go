@@ -154,7 +154,7 @@ func Exp(x *Tensor) *Tensor {
 	mustFloat32("Exp", x)
 	out := New(x.Shape...)
 	for i, v := range x.Data {
-		out.Data[i] = exp32(v)
+		out.Data[i] = expf(v)
 	}
 	y := out.Data
 	record(out, []*Tensor{x}, func(g []float32, d [][]float32) {

@@ -119,7 +119,7 @@ func halfToFloat32(dst []float32, src []uint16, kind HalfKind) {
 }
 
 // scratchPool holds float32 buffers (*[]float32) into which ops widen a
-// half-precision weight for one call. Each call takes its own buffer, so
+// half-precision weight, or build another temporary, for one call. Each call takes its own buffer, so
 // models running concurrently in one process never share one; a buffer
 // grows to the largest weight it has held.
 var scratchPool sync.Pool
@@ -137,15 +137,23 @@ func weightData(w *Tensor, keep bool) (data []float32, scratch *[]float32) {
 	if keep {
 		return w.Float32().Data, nil
 	}
-	n := len(w.Half)
+	s := getScratch(len(w.Half))
+	halfToFloat32(*s, w.Half, w.HalfKind)
+	return *s, s
+}
+
+// getScratch returns a pooled buffer of n floats with undefined contents,
+// for the caller to overwrite and hand back with putScratch: a large
+// temporary (an im2col matrix, a widened weight) then costs neither an
+// allocation nor the runtime's zeroing of it on every call.
+func getScratch(n int) *[]float32 {
 	s, _ := scratchPool.Get().(*[]float32)
 	if s == nil || cap(*s) < n {
 		b := make([]float32, n) // a smaller pooled buffer is dropped
 		s = &b
 	}
 	*s = (*s)[:n]
-	halfToFloat32(*s, w.Half, w.HalfKind)
-	return *s, s
+	return s
 }
 
 // putScratch returns a buffer from weightData to the pool; nil is ignored.

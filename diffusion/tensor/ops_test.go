@@ -397,3 +397,74 @@ func testExpSum(t *testing.T, impl softmaxImpl) {
 	}
 	t.Logf("%s: exp max relative error %g", impl.name, worst)
 }
+
+// TestSiLUImpls checks every SiLU implementation against float64 math over
+// [−100, 100] (past both ends of exp's range), in slices of every tail
+// length inside guarded buffers, in place and out of place, with NaN.
+func TestSiLUImpls(t *testing.T) {
+	silu := func(x float64) float64 { return x / (1 + math.Exp(-x)) }
+	dsilu := func(x float64) float64 { s := 1 / (1 + math.Exp(-x)); return s * (1 + x*(1-s)) }
+	const guard = 1234.5
+	for _, impl := range siluImpls() {
+		t.Run(impl.name, func(t *testing.T) {
+			worst, worstGrad := 0.0, 0.0
+			x := -100.0
+			for n := 0; x <= 100; n = (n + 1) % 35 {
+				src := make([]float32, n)
+				for i := range src {
+					src[i] = float32(x)
+					x += 0.0173
+				}
+				if n > 3 {
+					src[1] = float32(math.NaN())
+				}
+				for _, inPlace := range []bool{false, true} {
+					buf := make([]float32, n+6)
+					for i := range buf {
+						buf[i] = guard
+					}
+					dst := buf[3 : 3+n]
+					in := src
+					if inPlace {
+						copy(dst, src)
+						in = dst
+					}
+					impl.fwd(dst, in)
+					g, acc := make([]float32, n+6), make([]float32, n+6)
+					for i := range g {
+						g[i], acc[i] = 0.5+float32(i%5), guard
+					}
+					for i := 3; i < 3+n; i++ {
+						acc[i] = 0.25
+					}
+					impl.grad(acc[3:3+n], g[3:3+n], src)
+					for i := range buf {
+						if (i < 3 || i >= 3+n) && (buf[i] != guard || acc[i] != guard) {
+							t.Fatalf("n=%d: wrote outside the slice at %d", n, i-3)
+						}
+					}
+					for i, v := range src {
+						want, wantGrad := silu(float64(v)), 0.25+float64(g[3+i])*dsilu(float64(v))
+						got, gotGrad := float64(dst[i]), float64(acc[3+i])
+						if math.IsNaN(float64(v)) {
+							if !math.IsNaN(got) || !math.IsNaN(gotGrad) {
+								t.Fatalf("SiLU(NaN) = %g, grad %g", got, gotGrad)
+							}
+							continue
+						}
+						e := math.Abs(got-want) / math.Max(math.Abs(want), 1e-30)
+						if math.Abs(want) < 1e-30 {
+							e = math.Abs(got - want)
+						}
+						eg := math.Abs(gotGrad-wantGrad) / math.Max(math.Abs(wantGrad), 1)
+						worst, worstGrad = max(worst, e), max(worstGrad, eg)
+					}
+				}
+			}
+			if worst > 1e-6 || worstGrad > 1e-6 {
+				t.Fatalf("max relative error %g, gradient %g", worst, worstGrad)
+			}
+			t.Logf("max relative error %g, gradient %g", worst, worstGrad)
+		})
+	}
+}

@@ -65,3 +65,30 @@ func wrapScale(f func(*float32, int, float32)) func([]float32, float32) {
 		}
 	}
 }
+
+//go:noescape
+func siluAVX512(dst, src *float32, n int)
+
+//go:noescape
+func siluGradAVX512(acc, grad, x *float32, n int)
+
+// siluKernels is the SiLU implementation in use: AVX-512, else the Go code.
+var siluKernels = siluImpls()[0]
+
+// siluImpls lists the SiLU implementations this CPU can run, fastest first.
+func siluImpls() []siluImpl {
+	if _, avx512 := cpuFeatures(); avx512 {
+		return []siluImpl{{"avx512",
+			func(dst, src []float32) {
+				if len(src) > 0 {
+					siluAVX512(&dst[:len(src)][0], &src[0], len(src))
+				}
+			},
+			func(dx, g, x []float32) {
+				if len(x) > 0 {
+					siluGradAVX512(&dx[:len(x)][0], &g[:len(x)][0], &x[0], len(x))
+				}
+			}}, siluGo}
+	}
+	return []siluImpl{siluGo}
+}

@@ -430,3 +430,119 @@ scaletail2:
 scaledone2:
 	VZEROUPPER
 	RET
+
+// ---- SiLU, x·sigmoid(x) = x/(1+e^(−x)), AVX-512, with EXP512 at m = 0.
+// −x is clamped at 88 (e^88 is finite; x/(1+e^88) rounds to −0 or a
+// denormal, as x/(1+e^(−x)) does for x < −88). Z10 holds x, Z11 the
+// incoming gradient, Z15 the clamp.
+
+F32X8(expMax<>, 0x42b00000) // 88
+
+#define SILU_CONSTS \
+	VPXORD Z16, Z16, Z16; \
+	VBROADCASTSS expLog2e<>(SB), Z17; \
+	VBROADCASTSS expL2u<>(SB), Z18; \
+	VBROADCASTSS expL2l<>(SB), Z19; \
+	VBROADCASTSS expC6<>(SB), Z20; \
+	VBROADCASTSS expC5<>(SB), Z21; \
+	VBROADCASTSS expC4<>(SB), Z22; \
+	VBROADCASTSS expC3<>(SB), Z23; \
+	VBROADCASTSS expC2<>(SB), Z24; \
+	VBROADCASTSS expHalf<>(SB), Z25; \
+	VBROADCASTSS expOne<>(SB), Z26; \
+	VPBROADCASTD exp127<>(SB), Z27; \
+	VBROADCASTSS expCut<>(SB), Z28; \
+	VPXORD Z30, Z30, Z30; \
+	VBROADCASTSS expMax<>(SB), Z15
+
+// DENOM512 leaves 1+e^(−x), for x in Z10, in Z3.
+#define DENOM512 \
+	VSUBPS Z10, Z30, Z0; \
+	VMINPS Z15, Z0, Z0; \
+	EXP512; \
+	VADDPS Z26, Z3, Z3
+
+// func siluAVX512(dst, src *float32, n int)
+TEXT ·siluAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SILU_CONSTS
+
+siluloop:
+	CMPQ CX, $16
+	JLT  silutail
+	VMOVUPS (SI), Z10
+	DENOM512
+	VDIVPS  Z3, Z10, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	JMP     siluloop
+
+silutail:
+	TESTQ CX, CX
+	JZ    silu_done
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z10
+	DENOM512
+	VDIVPS  Z3, Z10, Z3
+	VMOVUPS Z3, K1, (DI)
+
+silu_done:
+	VZEROUPPER
+	RET
+
+// func siluGradAVX512(acc, grad, x *float32, n int): acc += grad·s·(1+x·(1−s)) with
+// s = sigmoid(x), the derivative of x·s.
+TEXT ·siluGradAVX512(SB), NOSPLIT, $0-32
+	MOVQ acc+0(FP), DI
+	MOVQ grad+8(FP), DX
+	MOVQ x+16(FP), SI
+	MOVQ n+24(FP), CX
+	SILU_CONSTS
+
+sgloop:
+	CMPQ CX, $16
+	JLT  sgtail
+	VMOVUPS (SI), Z10
+	VMOVUPS (DX), Z11
+	VMOVUPS (DI), Z12
+	DENOM512
+	VDIVPS      Z3, Z26, Z3
+	VSUBPS      Z3, Z26, Z4
+	VFMADD213PS Z26, Z10, Z4
+	VMULPS      Z4, Z3, Z3
+	VFMADD231PS Z11, Z3, Z12
+	VMOVUPS     Z12, (DI)
+	ADDQ        $64, SI
+	ADDQ        $64, DX
+	ADDQ        $64, DI
+	SUBQ        $16, CX
+	JMP         sgloop
+
+sgtail:
+	TESTQ CX, CX
+	JZ    sg_done
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z10
+	VMOVUPS.Z (DX), K1, Z11
+	VMOVUPS.Z (DI), K1, Z12
+	DENOM512
+	VDIVPS      Z3, Z26, Z3
+	VSUBPS      Z3, Z26, Z4
+	VFMADD213PS Z26, Z10, Z4
+	VMULPS      Z4, Z3, Z3
+	VFMADD231PS Z11, Z3, Z12
+	VMOVUPS     Z12, K1, (DI)
+
+sg_done:
+	VZEROUPPER
+	RET

@@ -8,3 +8,9 @@ var softmaxKernels = softmaxGo
 // softmaxImpls lists the implementations this CPU can run (the tests check
 // each one).
 func softmaxImpls() []softmaxImpl { return []softmaxImpl{softmaxGo} }
+
+// siluKernels is the SiLU implementation in use.
+var siluKernels = siluGo
+
+// siluImpls lists the SiLU implementations (the tests check each one).
+func siluImpls() []siluImpl { return []siluImpl{siluGo} }
