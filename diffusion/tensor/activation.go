@@ -11,30 +11,48 @@ import (
 // (softmax_amd64.s), within a few ulp of the Go code.
 func SiLU(x *Tensor) *Tensor {
 	mustFloat32("SiLU", x)
-	mapInPlace(x, siluKernels.fwd, siluKernels.grad)
+	mapInPlace(x, actKernels.silu, actKernels.siluGrad)
 	return x
 }
 
-// siluImpl is SiLU over slices: fwd sets dst[i] = SiLU(src[i]) (dst may be
-// src) and grad adds g[i]·SiLU′(x[i]) to dx[i].
-type siluImpl struct {
-	name string
-	fwd  func(dst, src []float32)
-	grad func(dx, g, x []float32)
+// actImpl is the elementwise activations over slices, in Go or vector
+// assembly: silu sets dst[i] = SiLU(src[i]) (dst may be src) and siluGrad
+// adds g[i]·SiLU′(x[i]) to acc[i]; geglu sets dst[i] =
+// hidden[i]·GELU(gate[i]) and gegluGrad adds g[i]·GELU(gate[i]) to accH[i]
+// and g[i]·hidden[i]·GELU′(gate[i]) to accGate[i].
+type actImpl struct {
+	name      string
+	silu      func(dst, src []float32)
+	siluGrad  func(acc, g, x []float32)
+	geglu     func(dst, hidden, gate []float32)
+	gegluGrad func(accH, accGate, g, hidden, gate []float32)
 }
 
-var siluGo = siluImpl{"go",
-	func(dst, src []float32) {
+var actGo = actImpl{
+	name: "go",
+	silu: func(dst, src []float32) {
 		for i, v := range src {
 			dst[i] = v / (1 + expf(-v))
 		}
 	},
-	func(dx, g, x []float32) {
+	siluGrad: func(acc, g, x []float32) {
 		for i, v := range x {
 			s := 1 / (1 + expf(-v))
-			dx[i] += g[i] * s * (1 + v*(1-s))
+			acc[i] += g[i] * s * (1 + v*(1-s))
 		}
-	}}
+	},
+	geglu: func(dst, hidden, gate []float32) {
+		for i, v := range gate {
+			dst[i] = hidden[i] * gelu(v)
+		}
+	},
+	gegluGrad: func(accH, accGate, g, hidden, gate []float32) {
+		for i, v := range gate {
+			accH[i] += g[i] * gelu(v)
+			accGate[i] += g[i] * hidden[i] * geluGrad(v)
+		}
+	},
+}
 
 // GELU applies the exact Gaussian error linear unit x·Φ(x) =
 // x/2·(1+erf(x/√2)) (Hendrycks & Gimpel 2016), torch's default
@@ -59,7 +77,8 @@ func QuickGELU(x *Tensor) *Tensor {
 // GEGLU is the gated GELU of Shazeer 2020 ("GLU Variants Improve
 // Transformer") as diffusers' GEGLU computes it after its projection:
 // x: [..., 2D] is split into hidden = x[..., :D] and gate = x[..., D:], and
-// the result [..., D] is hidden·GELU(gate).
+// the result [..., D] is hidden·GELU(gate). On amd64 with AVX-512 both
+// directions run in vector assembly (softmax_amd64.s).
 func GEGLU(x *Tensor) *Tensor {
 	mustFloat32("GEGLU", x)
 	d2 := x.Dim(-1)
@@ -74,10 +93,7 @@ func GEGLU(x *Tensor) *Tensor {
 	parallelFor(rows, 16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			src := in[r*d2 : (r+1)*d2]
-			dst := out.Data[r*d : (r+1)*d]
-			for i := range dst {
-				dst[i] = src[i] * gelu(src[d+i])
-			}
+			actKernels.geglu(out.Data[r*d:(r+1)*d], src[:d], src[d:])
 		}
 	})
 	record(out, []*Tensor{x}, func(g []float32, grads [][]float32) {
@@ -85,11 +101,7 @@ func GEGLU(x *Tensor) *Tensor {
 		parallelFor(rows, 16, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				src, dr := in[r*d2:(r+1)*d2], dx[r*d2:(r+1)*d2]
-				for i, gv := range g[r*d : (r+1)*d] {
-					h, gate := src[i], src[d+i]
-					dr[i] += gv * gelu(gate)
-					dr[d+i] += gv * h * geluGrad(gate)
-				}
+				actKernels.gegluGrad(dr[:d], dr[d:], g[r*d:(r+1)*d], src[:d], src[d:])
 			}
 		})
 	})

@@ -405,7 +405,7 @@ func TestSiLUImpls(t *testing.T) {
 	silu := func(x float64) float64 { return x / (1 + math.Exp(-x)) }
 	dsilu := func(x float64) float64 { s := 1 / (1 + math.Exp(-x)); return s * (1 + x*(1-s)) }
 	const guard = 1234.5
-	for _, impl := range siluImpls() {
+	for _, impl := range actImpls() {
 		t.Run(impl.name, func(t *testing.T) {
 			worst, worstGrad := 0.0, 0.0
 			x := -100.0
@@ -429,7 +429,7 @@ func TestSiLUImpls(t *testing.T) {
 						copy(dst, src)
 						in = dst
 					}
-					impl.fwd(dst, in)
+					impl.silu(dst, in)
 					g, acc := make([]float32, n+6), make([]float32, n+6)
 					for i := range g {
 						g[i], acc[i] = 0.5+float32(i%5), guard
@@ -437,7 +437,7 @@ func TestSiLUImpls(t *testing.T) {
 					for i := 3; i < 3+n; i++ {
 						acc[i] = 0.25
 					}
-					impl.grad(acc[3:3+n], g[3:3+n], src)
+					impl.siluGrad(acc[3:3+n], g[3:3+n], src)
 					for i := range buf {
 						if (i < 3 || i >= 3+n) && (buf[i] != guard || acc[i] != guard) {
 							t.Fatalf("n=%d: wrote outside the slice at %d", n, i-3)
@@ -465,6 +465,61 @@ func TestSiLUImpls(t *testing.T) {
 				t.Fatalf("max relative error %g, gradient %g", worst, worstGrad)
 			}
 			t.Logf("max relative error %g, gradient %g", worst, worstGrad)
+		})
+	}
+}
+
+// TestGEGLUImpls checks every GEGLU implementation against float64 math
+// (math.Erf) for gates over [−12, 12], every tail length, guarded buffers.
+func TestGEGLUImpls(t *testing.T) {
+	phi := func(v float64) float64 { return 0.5 * (1 + math.Erf(v/math.Sqrt2)) }
+	dgelu := func(v float64) float64 { return phi(v) + v*math.Exp(-v*v/2)/math.Sqrt(2*math.Pi) }
+	const guard = 1234.5
+	guarded := func(n int, f func(i int) float32) []float32 {
+		b := make([]float32, n+6)
+		for i := range b {
+			b[i] = guard
+			if i >= 3 && i < 3+n {
+				b[i] = f(i - 3)
+			}
+		}
+		return b
+	}
+	for _, impl := range actImpls() {
+		t.Run(impl.name, func(t *testing.T) {
+			worst := 0.0
+			v := -12.0
+			for n := 0; v <= 12; n = (n + 1) % 35 {
+				gate, hidden, g := make([]float32, n), make([]float32, n), make([]float32, n)
+				for i := range gate {
+					gate[i], hidden[i], g[i] = float32(v), float32(1.5-float64(i%4)), float32(0.5+float64(i%3))
+					v += 0.0071
+				}
+				dst := guarded(n, func(int) float32 { return 0 })
+				accH := guarded(n, func(int) float32 { return 0.25 })
+				accG := guarded(n, func(int) float32 { return -0.5 })
+				impl.geglu(dst[3:3+n], hidden, gate)
+				impl.gegluGrad(accH[3:3+n], accG[3:3+n], g, hidden, gate)
+				for i := range dst {
+					if (i < 3 || i >= 3+n) && (dst[i] != guard || accH[i] != guard || accG[i] != guard) {
+						t.Fatalf("n=%d: wrote outside the slice at %d", n, i-3)
+					}
+				}
+				for i, x := range gate {
+					xv, h, gv := float64(x), float64(hidden[i]), float64(g[i])
+					for _, c := range []struct{ got, want float64 }{
+						{float64(dst[3+i]), h * xv * phi(xv)},
+						{float64(accH[3+i]), 0.25 + gv*xv*phi(xv)},
+						{float64(accG[3+i]), -0.5 + gv*h*dgelu(xv)},
+					} {
+						worst = max(worst, math.Abs(c.got-c.want)/math.Max(1, math.Abs(c.want)))
+					}
+				}
+			}
+			if worst > 2e-6 {
+				t.Fatalf("max error %g", worst)
+			}
+			t.Logf("max error %g", worst)
 		})
 	}
 }

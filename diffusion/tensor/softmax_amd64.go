@@ -72,23 +72,42 @@ func siluAVX512(dst, src *float32, n int)
 //go:noescape
 func siluGradAVX512(acc, grad, x *float32, n int)
 
-// siluKernels is the SiLU implementation in use: AVX-512, else the Go code.
-var siluKernels = siluImpls()[0]
+//go:noescape
+func gegluAVX512(dst, hidden, gate *float32, n int)
 
-// siluImpls lists the SiLU implementations this CPU can run, fastest first.
-func siluImpls() []siluImpl {
-	if _, avx512 := cpuFeatures(); avx512 {
-		return []siluImpl{{"avx512",
-			func(dst, src []float32) {
-				if len(src) > 0 {
-					siluAVX512(&dst[:len(src)][0], &src[0], len(src))
-				}
-			},
-			func(dx, g, x []float32) {
-				if len(x) > 0 {
-					siluGradAVX512(&dx[:len(x)][0], &g[:len(x)][0], &x[0], len(x))
-				}
-			}}, siluGo}
+//go:noescape
+func gegluGradAVX512(accH, accGate, grad, hidden, gate *float32, n int)
+
+// actKernels is the activation implementation in use: AVX-512, else Go.
+var actKernels = actImpls()[0]
+
+// actImpls lists the activation implementations this CPU can run, fastest
+// first (the tests check each one).
+func actImpls() []actImpl {
+	if _, avx512 := cpuFeatures(); !avx512 {
+		return []actImpl{actGo}
 	}
-	return []siluImpl{siluGo}
+	return []actImpl{{
+		name: "avx512",
+		silu: func(dst, src []float32) {
+			if n := len(src); n > 0 {
+				siluAVX512(&dst[:n][0], &src[0], n)
+			}
+		},
+		siluGrad: func(acc, g, x []float32) {
+			if n := len(x); n > 0 {
+				siluGradAVX512(&acc[:n][0], &g[:n][0], &x[0], n)
+			}
+		},
+		geglu: func(dst, hidden, gate []float32) {
+			if n := len(gate); n > 0 {
+				gegluAVX512(&dst[:n][0], &hidden[:n][0], &gate[0], n)
+			}
+		},
+		gegluGrad: func(accH, accGate, g, hidden, gate []float32) {
+			if n := len(gate); n > 0 {
+				gegluGradAVX512(&accH[:n][0], &accGate[:n][0], &g[:n][0], &hidden[:n][0], &gate[0], n)
+			}
+		},
+	}, actGo}
 }

@@ -546,3 +546,170 @@ sgtail:
 sg_done:
 	VZEROUPPER
 	RET
+
+// ---- GEGLU, hidden·GELU(gate) with the exact GELU v·Φ(v), AVX-512. Φ comes
+// from erf by Abramowitz & Stegun 7.1.26 as erf32 (activation.go) computes
+// it: with t = 1/(1 + p·|v|/√2) and E = ½·t·(a1 + t·(a2 + … + t·a5))·e^(−v²/2),
+// Φ(v) = 1 − E for v ≥ 0 and E for v < 0; Φ′(v) = φ(v) = e^(−v²/2)/√(2π).
+// Constants: Z11..Z15 a1..a5, Z29 p/√2, Z31 1/√(2π), and EXP512's at m = 0.
+
+F32X8(erfA1<>, 0x3e827906)    // 0.254829592
+F32X8(erfA2<>, 0xbe91a98e)    // -0.284496736
+F32X8(erfA3<>, 0x3fb5f0e3)    // 1.421413741
+F32X8(erfA4<>, 0xbfba00e3)    // -1.453152027
+F32X8(erfA5<>, 0x3f87dc22)    // 1.061405429
+F32X8(erfPs<>, 0x3e6d3388)    // 0.3275911/√2 = 0.23164189
+F32X8(invSqrt2Pi<>, 0x3ecc422a) // 0.3989422804
+
+#define GEGLU_CONSTS \
+	VPXORD Z16, Z16, Z16; \
+	VBROADCASTSS expLog2e<>(SB), Z17; \
+	VBROADCASTSS expL2u<>(SB), Z18; \
+	VBROADCASTSS expL2l<>(SB), Z19; \
+	VBROADCASTSS expC6<>(SB), Z20; \
+	VBROADCASTSS expC5<>(SB), Z21; \
+	VBROADCASTSS expC4<>(SB), Z22; \
+	VBROADCASTSS expC3<>(SB), Z23; \
+	VBROADCASTSS expC2<>(SB), Z24; \
+	VBROADCASTSS expHalf<>(SB), Z25; \
+	VBROADCASTSS expOne<>(SB), Z26; \
+	VPBROADCASTD exp127<>(SB), Z27; \
+	VBROADCASTSS expCut<>(SB), Z28; \
+	VPXORD Z30, Z30, Z30; \
+	VBROADCASTSS erfA1<>(SB), Z11; \
+	VBROADCASTSS erfA2<>(SB), Z12; \
+	VBROADCASTSS erfA3<>(SB), Z13; \
+	VBROADCASTSS erfA4<>(SB), Z14; \
+	VBROADCASTSS erfA5<>(SB), Z15; \
+	VBROADCASTSS erfPs<>(SB), Z29; \
+	VBROADCASTSS invSqrt2Pi<>(SB), Z31
+
+// PHI512 takes v in Z10 and leaves Φ(v) in Z8 and e^(−v²/2) in Z4
+// (clobbers Z0..Z3, Z5..Z7, K2, K3).
+#define PHI512 \
+	VSUBPS Z10, Z30, Z5; \
+	VMAXPS Z10, Z5, Z5; \
+	VMOVAPS Z26, Z6; \
+	VFMADD231PS Z29, Z5, Z6; \
+	VDIVPS Z6, Z26, Z6; \
+	VMOVAPS Z15, Z7; \
+	VFMADD213PS Z14, Z6, Z7; \
+	VFMADD213PS Z13, Z6, Z7; \
+	VFMADD213PS Z12, Z6, Z7; \
+	VFMADD213PS Z11, Z6, Z7; \
+	VMULPS Z6, Z7, Z7; \
+	VMULPS Z10, Z10, Z0; \
+	VMULPS Z25, Z0, Z0; \
+	VSUBPS Z0, Z30, Z0; \
+	EXP512; \
+	VMOVAPS Z3, Z4; \
+	VMULPS Z7, Z3, Z3; \
+	VMULPS Z25, Z3, Z3; \
+	VSUBPS Z3, Z26, Z8; \
+	VCMPPS $1, Z30, Z10, K3; \
+	VMOVAPS Z3, K3, Z8
+
+// func gegluAVX512(dst, hidden, gate *float32, n int): dst = hidden·gate·Φ(gate).
+TEXT ·gegluAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ hidden+8(FP), BX
+	MOVQ gate+16(FP), SI
+	MOVQ n+24(FP), CX
+	GEGLU_CONSTS
+
+gegluloop:
+	CMPQ CX, $16
+	JLT  geglutail
+	VMOVUPS (SI), Z10
+	VMOVUPS (BX), Z9
+	PHI512
+	VMULPS  Z10, Z8, Z1
+	VMULPS  Z9, Z1, Z1
+	VMOVUPS Z1, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, BX
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	JMP     gegluloop
+
+geglutail:
+	TESTQ CX, CX
+	JZ    geglu_done
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z10
+	VMOVUPS.Z (BX), K1, Z9
+	PHI512
+	VMULPS  Z10, Z8, Z1
+	VMULPS  Z9, Z1, Z1
+	VMOVUPS Z1, K1, (DI)
+
+geglu_done:
+	VZEROUPPER
+	RET
+
+// func gegluGradAVX512(accH, accGate, grad, hidden, gate *float32, n int):
+// accH += grad·GELU(gate), accGate += grad·hidden·(Φ(gate) + gate·φ(gate)).
+TEXT ·gegluGradAVX512(SB), NOSPLIT, $0-48
+	MOVQ accH+0(FP), DI
+	MOVQ accGate+8(FP), R8
+	MOVQ grad+16(FP), DX
+	MOVQ hidden+24(FP), BX
+	MOVQ gate+32(FP), SI
+	MOVQ n+40(FP), CX
+	GEGLU_CONSTS
+
+gglooop:
+	CMPQ CX, $16
+	JLT  ggtail
+	VMOVUPS (SI), Z10
+	VMOVUPS (BX), Z9
+	PHI512
+	VMOVUPS     (DX), Z7
+	VMULPS      Z10, Z8, Z1
+	VMULPS      Z31, Z4, Z4
+	VMOVAPS     Z8, Z2
+	VFMADD231PS Z4, Z10, Z2
+	VMULPS      Z9, Z2, Z2
+	VMOVUPS     (DI), Z5
+	VFMADD231PS Z1, Z7, Z5
+	VMOVUPS     Z5, (DI)
+	VMOVUPS     (R8), Z6
+	VFMADD231PS Z2, Z7, Z6
+	VMOVUPS     Z6, (R8)
+	ADDQ        $64, SI
+	ADDQ        $64, BX
+	ADDQ        $64, DX
+	ADDQ        $64, DI
+	ADDQ        $64, R8
+	SUBQ        $16, CX
+	JMP         gglooop
+
+ggtail:
+	TESTQ CX, CX
+	JZ    gg_done
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z10
+	VMOVUPS.Z (BX), K1, Z9
+	PHI512
+	VMOVUPS.Z   (DX), K1, Z7
+	VMULPS      Z10, Z8, Z1
+	VMULPS      Z31, Z4, Z4
+	VMOVAPS     Z8, Z2
+	VFMADD231PS Z4, Z10, Z2
+	VMULPS      Z9, Z2, Z2
+	VMOVUPS.Z   (DI), K1, Z5
+	VFMADD231PS Z1, Z7, Z5
+	VMOVUPS     Z5, K1, (DI)
+	VMOVUPS.Z   (R8), K1, Z6
+	VFMADD231PS Z2, Z7, Z6
+	VMOVUPS     Z6, K1, (R8)
+
+gg_done:
+	VZEROUPPER
+	RET

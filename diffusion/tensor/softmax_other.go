@@ -9,8 +9,8 @@ var softmaxKernels = softmaxGo
 // each one).
 func softmaxImpls() []softmaxImpl { return []softmaxImpl{softmaxGo} }
 
-// siluKernels is the SiLU implementation in use.
-var siluKernels = siluGo
+// actKernels is the activation implementation in use.
+var actKernels = actGo
 
-// siluImpls lists the SiLU implementations (the tests check each one).
-func siluImpls() []siluImpl { return []siluImpl{siluGo} }
+// actImpls lists the activation implementations (the tests check each one).
+func actImpls() []actImpl { return []actImpl{actGo} }
