@@ -50,6 +50,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	minSNR := fs.Float64("min-snr", 0, "Min-SNR loss weighting γ (0: plain MSE, right for pigment-tiny's zero-terminal-SNR v-prediction, where Min-SNR would give the noisiest steps no weight)")
 	stages := fs.String("stages", "vae,decoder,unet", "stages to run now, comma-separated: vae (autoencoder), decoder (its fine-tuning), unet (UNet + text encoder); later stages need earlier ones finished")
 	every := fs.Int("checkpoint-every", 500, "steps between checkpoints")
+	export := fs.Bool("export", false, "write --out from the EMA weights of the last UNet checkpoint in --work and stop, without training (to try a run in progress)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pigment train [--data shapes|DIR] [--out DIR] [--from MODEL] [flags]")
 		printDefaults(fs, stderr)
@@ -134,7 +135,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	r := &train.Recipe{
 		Data: ds, Out: *out, Work: *work, From: *from, Seed: *seed,
-		VAE: vo, KLWeight: *kl, Decoder: do, UNet: uo, Skip: skip, UncondProb: *uncond, MinSNRGamma: *minSNR, Log: stderr,
+		VAE: vo, KLWeight: *kl, Decoder: do, UNet: uo, Skip: skip, UncondProb: *uncond, MinSNRGamma: *minSNR, Export: *export, Log: stderr,
 	}
 	return r.Run(ctx)
 }

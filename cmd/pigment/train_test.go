@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"image"
 	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,6 +122,23 @@ func TestTrainFineTuneFolder(t *testing.T) {
 	code, _, stderr = runCLI(t, args...)
 	if code != 0 || !strings.Contains(stderr, "resumed") || strings.Contains(stderr, "step 2/4") {
 		t.Fatalf("rerun: exit %d: %s", code, stderr)
+	}
+	// --export writes a model from the last checkpoint without training:
+	// here the same weights the finished run saved.
+	exported := filepath.Join(t.TempDir(), "exported")
+	code, _, stderr = runCLI(t, append(slices.Clone(args), "--export", "--out", exported, "--work", out+".work")...)
+	if code != 0 || !strings.Contains(stderr, "exporting step 4") || strings.Contains(stderr, "step 1/4") {
+		t.Fatalf("export: exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "vae/diffusion_pytorch_model.safetensors"} {
+		a, errA := os.ReadFile(filepath.Join(out, f))
+		b, errB := os.ReadFile(filepath.Join(exported, f))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Errorf("exported %s differs from the trained one (%v, %v)", f, errA, errB)
+		}
+	}
+	if code, _, stderr := runCLI(t, append(slices.Clone(args), "--export", "--work", t.TempDir())...); code == 0 || !strings.Contains(stderr, "export") {
+		t.Errorf("export without a checkpoint: exit %d: %s", code, stderr)
 	}
 	img := filepath.Join(t.TempDir(), "o.png")
 	if code, _, stderr := runCLI(t, "generate", "--model", out, "--prompt", "a plain colour", "--steps", "2", "--output", img, "--quiet"); code != 0 {

@@ -63,6 +63,15 @@ func (g *GroupNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.GroupNorm(x, g.Groups, g.Weight, g.Bias, g.Eps)
 }
 
+// ForwardInPlace normalises x in place and returns it, for a caller that
+// owns x and needs its values no more (a tracked x keeps them for the
+// backward step: see tensor.GroupNormTo). It saves allocating, and zeroing,
+// an activation-sized tensor.
+func (g *GroupNorm) ForwardInPlace(x *tensor.Tensor) *tensor.Tensor {
+	tensor.GroupNormTo(x, x, g.Groups, g.Weight, g.Bias, g.Eps)
+	return x
+}
+
 // LayerNorm is torch.nn.LayerNorm over the last dimension, weight and bias [D].
 type LayerNorm struct {
 	Weight, Bias *tensor.Tensor

@@ -42,7 +42,10 @@ type Recipe struct {
 	// Skip names stages not to run now ("vae", "decoder", "unet"); a stage
 	// that later stages need must have finished before.
 	Skip map[string]bool
-	Log  io.Writer
+	// Export writes Out from the EMA weights of the stage-two checkpoint
+	// as it stands, without training: a preview of a run in progress.
+	Export bool
+	Log    io.Writer
 }
 
 func (r *Recipe) logf(format string, args ...any) {
@@ -58,6 +61,9 @@ func (r *Recipe) Run(ctx context.Context) error {
 	}
 	if r.From != "" {
 		return r.fineTune(ctx)
+	}
+	if r.Export {
+		r.Skip = map[string]bool{"vae": true, "decoder": true}
 	}
 	vaeDir := filepath.Join(r.Work, "vae")
 	if _, err := os.Stat(filepath.Join(vaeDir, "config.json")); errors.Is(err, fs.ErrNotExist) {
@@ -223,8 +229,14 @@ func (r *Recipe) trainDiffusion(ctx context.Context, tok *clip.Tokenizer, text *
 	opts := r.UNet
 	opts.Checkpoint = filepath.Join(r.Work, "unet.ckpt.safetensors")
 	opts.Log = r.Log
-	s, err := Run(ctx, opts, params, map[string]string{"stage": "unet"}, tensor.NewTape(), d.Stage(r.Data, opts))
-	if err != nil {
+	var s *State
+	if r.Export {
+		s = &State{Params: params, Opt: NewAdamW(params, opts.WeightDecay), EMA: NewEMA(params, opts.EMADecay)}
+		if _, err := LoadCheckpoint(opts.Checkpoint, s); err != nil {
+			return fmt.Errorf("train: export: %w", err)
+		}
+		r.logf("exporting step %d of %s\n", s.Step, opts.Checkpoint)
+	} else if s, err = Run(ctx, opts, params, map[string]string{"stage": "unet"}, tensor.NewTape(), d.Stage(r.Data, opts)); err != nil {
 		return err
 	}
 	useEMA(s)

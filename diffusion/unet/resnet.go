@@ -62,7 +62,7 @@ func (r *ResnetBlock2D) Forward(x, temb *tensor.Tensor) *tensor.Tensor {
 		t := r.TimeEmbProj.Forward(tensor.SiLU(temb.Clone()))
 		tensor.AddChannelBias(h, t)
 	}
-	h = tensor.SiLU(r.Norm2.Forward(h))
+	h = tensor.SiLU(r.Norm2.ForwardInPlace(h)) // h is this block's own conv1 output
 	h = r.Conv2.Forward(h)
 	shortcut := x
 	if r.ConvShortcut != nil {

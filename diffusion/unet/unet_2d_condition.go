@@ -155,6 +155,6 @@ func (u *UNet2DConditionModel) Forward(sample *tensor.Tensor, timesteps []float3
 	}
 
 	// 6. post-process
-	x = tensor.SiLU(u.ConvNormOut.Forward(x))
+	x = tensor.SiLU(u.ConvNormOut.ForwardInPlace(x))
 	return u.ConvOut.Forward(x)
 }

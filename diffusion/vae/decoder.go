@@ -51,7 +51,7 @@ func (d *Decoder) Forward(z *tensor.Tensor) *tensor.Tensor {
 	for _, b := range d.UpBlocks {
 		h = b.Forward(h)
 	}
-	h = tensor.SiLU(d.ConvNormOut.Forward(h))
+	h = tensor.SiLU(d.ConvNormOut.ForwardInPlace(h))
 	return d.ConvOut.Forward(h)
 }
 

@@ -50,7 +50,7 @@ func (e *Encoder) Forward(x *tensor.Tensor) *tensor.Tensor {
 		h = b.Forward(h)
 	}
 	h = e.MidBlock.Forward(h)
-	h = tensor.SiLU(e.ConvNormOut.Forward(h))
+	h = tensor.SiLU(e.ConvNormOut.ForwardInPlace(h))
 	return e.ConvOut.Forward(h)
 }
 
