@@ -28,7 +28,8 @@ func Conv2dOutSize(in, kernel int, p Conv2dParams) int {
 //
 // It lowers the convolution to matrix products (im2col + Sgemm) over bands of
 // output rows: out[n][:, band] = weight[Cout, Cin·KH·KW] · col[Cin·KH·KW, band].
-// 1x1 stride-1 convolutions skip im2col. It panics on mismatched channels or
+// The bias is added by the matrix product itself (gemmBias). 1x1 stride-1
+// convolutions skip im2col. It panics on mismatched channels or
 // an empty output.
 //
 // When an input is tracked, the backward step works per image and band too:
@@ -61,14 +62,13 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	}
 	out := New(n, cout, ho, wo)
 	hw := ho * wo
-	beta := float32(0)
-	if bias != nil {
-		parallelFor(n*cout, 1+(1<<14)/hw, func(lo, hi int) {
-			for ic := lo; ic < hi; ic++ {
-				fill(out.Data[ic*hw:(ic+1)*hw], bias.Data[ic%cout])
-			}
-		})
-		beta = 1
+	// product writes out[Cout, cols] (row stride hw) = W·B plus the bias.
+	product := func(cols, k int, w, b []float32, ldb int, dst []float32) {
+		if bias != nil {
+			gemmBias(cout, cols, k, w, k, b, ldb, bias.Data, dst, hw)
+		} else {
+			gemm(false, false, cout, cols, k, 1, w, k, b, ldb, 0, dst, hw)
+		}
 	}
 	kdim := cin * kh * kw
 	xd := x.Data
@@ -78,7 +78,7 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	band := max(1, min(ho, maxColFloats/max(1, kdim*wo)))
 	if pointwise {
 		for i := 0; i < n; i++ {
-			gemm(false, false, cout, hw, cin, 1, wd, cin, xd[i*cin*h*w:(i+1)*cin*h*w], hw, beta, out.Data[i*cout*hw:(i+1)*cout*hw], hw)
+			product(hw, cin, wd, xd[i*cin*h*w:(i+1)*cin*h*w], hw, out.Data[i*cout*hw:(i+1)*cout*hw])
 		}
 	} else {
 		buf := getScratch(kdim * band * wo)
@@ -90,7 +90,7 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 				rows := min(band, ho-r0)
 				cols := rows * wo
 				im2col(col[:kdim*cols], img, cin, h, w, kh, kw, p, r0, rows, wo)
-				gemm(false, false, cout, cols, kdim, 1, wd, kdim, col, cols, beta, dst[r0*wo:], hw)
+				product(cols, kdim, wd, col, cols, dst[r0*wo:])
 			}
 		}
 		putScratch(buf)

@@ -59,3 +59,18 @@ var flops atomic.Int64
 // linear layer and attention product, which is where diffusion models spend
 // their time. Benchmarks divide differences of it by elapsed time.
 func FLOPs() int64 { return flops.Load() }
+
+// gemmBias computes C = A·B + bias[i] on each row i of C (A m×k, B k×n,
+// row-major, C not read): in one pass through Packed's micro-kernels when
+// BLAS is Packed, else as a bias fill followed by BLAS.Sgemm with beta 1.
+func gemmBias(m, n, k int, a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+	if _, packed := BLAS.(Packed); !packed || k == 0 {
+		for i := 0; i < m; i++ {
+			fill(c[i*ldc:i*ldc+n], bias[i])
+		}
+		gemm(false, false, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
+		return
+	}
+	flops.Add(2 * int64(m) * int64(n) * int64(k))
+	sgemmBias(sgemmKernel, m, n, k, a, lda, b, ldb, bias, c, ldc)
+}

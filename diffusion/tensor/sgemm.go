@@ -90,6 +90,27 @@ func sgemm(kern *kernel, tA, tB blas.Transpose, m, n, k int, alpha float32, a []
 	p.run()
 }
 
+// sgemmBias computes C = A·B + bias·1ᵀ (bias[i] added to row i) for
+// row-major A m×k, B k×n and C m×n, without reading C: the convolution's
+// output with its bias, in one pass.
+func sgemmBias(kern *kernel, m, n, k int, a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if len(bias) < m || lda < max(1, k) || ldb < max(1, n) || ldc < max(1, n) ||
+		len(a) < (m-1)*lda+k || (k > 0 && len(b) < (k-1)*ldb+n) || len(c) < (m-1)*ldc+n {
+		panic(fmt.Sprintf("tensor: sgemmBias operands too short for %d×%d · %d×%d (bias %d)", m, k, k, n, len(bias)))
+	}
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			fill(c[i*ldc:i*ldc+n], bias[i])
+		}
+		return
+	}
+	p := sgemmProblem{kern: kern, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, bias: bias}
+	p.run()
+}
+
 // transposeFits reports whether C = op(A)·op(B) is better computed as
 // Cᵀ = op(B)ᵀ·op(A)ᵀ, the kernel's tiles wasting much less of a thin C that
 // way: attention's probabilities·V has n = 40 columns (two 32-wide tiles,
@@ -198,6 +219,11 @@ type sgemmProblem struct {
 	ldb            int
 	c              []float32
 	ldc            int
+	// bias, when set (with beta 0), adds bias[i] to row i of C: each tile
+	// of C is filled with its rows' bias just before the first k block's
+	// micro-kernel accumulates onto it, while it is in L1, instead of in a
+	// separate pass over C.
+	bias []float32
 }
 
 // run computes the product, splitting C into independent column (or row)
@@ -328,15 +354,15 @@ func (p *sgemmProblem) block(i0, i1, j0, j1 int) {
 		ncc := min(nc, j1-jc)
 		for pc := 0; pc < p.k; pc += kc {
 			kcc := min(kc, p.k-pc)
-			beta := p.beta
+			beta, bias := p.beta, p.bias
 			if pc > 0 {
-				beta = 1
+				beta, bias = 1, nil
 			}
 			p.packB(bp, pc, kcc, jc, ncc)
 			for ic := i0; ic < i1; ic += mc {
 				mcc := min(mc, i1-ic)
 				p.packA(ap, ic, mcc, pc, kcc)
-				p.macro(ap, bp, tmp, ic, mcc, jc, ncc, kcc, beta)
+				p.macro(ap, bp, tmp, ic, mcc, jc, ncc, kcc, beta, bias)
 			}
 		}
 	}
@@ -345,8 +371,9 @@ func (p *sgemmProblem) block(i0, i1, j0, j1 int) {
 
 // macro multiplies a packed mcc×kcc block of A by a packed kcc×ncc block of
 // B into C[ic:ic+mcc, jc:jc+ncc], one mr×nr tile at a time. Tiles cut by the
-// edge of C go through tmp.
-func (p *sgemmProblem) macro(ap, bp, tmp []float32, ic, mcc, jc, ncc, kcc int, beta float32) {
+// edge of C go through tmp. With bias (the first k block of a biased
+// product), each tile starts from its rows' bias instead of beta·C.
+func (p *sgemmProblem) macro(ap, bp, tmp []float32, ic, mcc, jc, ncc, kcc int, beta float32, bias []float32) {
 	kr := p.kern
 	mr, nr := kr.mr, kr.nr
 	alpha, ldc := p.alpha, p.ldc
@@ -358,11 +385,28 @@ func (p *sgemmProblem) macro(ap, bp, tmp []float32, ic, mcc, jc, ncc, kcc int, b
 			a := &ap[ir*kcc]
 			off := (ic+ir)*ldc + jc + jr
 			if mrr == mr && nrr == nr {
+				if bias != nil {
+					for i := 0; i < mr; i++ {
+						fill(p.c[off+i*ldc:off+i*ldc+nr], bias[ic+ir+i])
+					}
+					kr.fn(kcc, a, b, &p.c[off], ldc, alpha, 1)
+					continue
+				}
 				kr.fn(kcc, a, b, &p.c[off], ldc, alpha, beta)
 				continue
 			}
 			// Edge tile: run the same kernel on a full tile in tmp so these
 			// elements are rounded exactly as the others.
+			if bias != nil {
+				for i := 0; i < mrr; i++ {
+					fill(tmp[i*nr:i*nr+nrr], bias[ic+ir+i])
+				}
+				kr.fn(kcc, a, b, &tmp[0], nr, alpha, 1)
+				for i := 0; i < mrr; i++ {
+					copy(p.c[off+i*ldc:off+i*ldc+nrr], tmp[i*nr:i*nr+nrr])
+				}
+				continue
+			}
 			if beta != 0 {
 				for i := 0; i < mrr; i++ {
 					copy(tmp[i*nr:i*nr+nrr], p.c[off+i*ldc:off+i*ldc+nrr])

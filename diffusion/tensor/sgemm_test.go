@@ -486,3 +486,58 @@ func TestPanelPackers(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmBias checks C = A·B + bias·1ᵀ for every kernel (with tiny cache
+// blocks too, so the bias must be added in the first k block only and on
+// edge tiles), through a parallel split, and through gemmBias's fallback
+// when BLAS is not Packed. C starts as NaN: it must not be read.
+func TestSgemmBias(t *testing.T) {
+	type shape struct{ m, n, k int }
+	shapes := []shape{{1, 1, 1}, {3, 5, 7}, {17, 31, 16}, {31, 65, 300}, {64, 300, 127}, {300, 64, 65}, {5, 2, 0}}
+	check := func(t *testing.T, name string, s shape, run func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int)) {
+		t.Helper()
+		tc := gemmCase{m: s.m, n: s.n, k: s.k, alpha: 1, beta: 0, pad: 3}
+		r := rand.New(rand.NewPCG(uint64(s.m), uint64(s.n*1000+s.k)))
+		a, lda, b, ldb, c, ldc := gemmOperands(r, tc)
+		bias := make([]float32, s.m)
+		for i := range bias {
+			bias[i] = float32(r.NormFloat64())
+		}
+		want, scale := naiveGemm(tc, a, lda, b, ldb, c, ldc)
+		run(a, lda, b, ldb, bias, c, ldc)
+		const eps = 1.0 / (1 << 23)
+		rtol := 2 * (math.Sqrt(float64(s.k)) + 2) * eps
+		for i := 0; i < s.m; i++ {
+			for j := 0; j < ldc && i*ldc+j < len(c); j++ {
+				got := c[i*ldc+j]
+				if j >= s.n {
+					if got != sentinel {
+						t.Fatalf("%s %v: C padding [%d][%d] overwritten", name, s, i, j)
+					}
+					continue
+				}
+				w := want[i*s.n+j] + float64(bias[i])
+				tol := rtol*(scale[i*s.n+j]+math.Abs(float64(bias[i]))) + 1e-30
+				if d := math.Abs(float64(got) - w); !(d <= tol) {
+					t.Fatalf("%s %v: C[%d][%d] = %g, want %g (diff %g > %g)", name, s, i, j, got, w, d, tol)
+				}
+			}
+		}
+	}
+	for _, s := range shapes {
+		for _, kern := range append(testKernels(), genericKernel) {
+			check(t, kern.name, s, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+				sgemmBias(kern, s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
+			})
+		}
+		check(t, "gemmBias", s, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+			gemmBias(s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
+		})
+		old := BLAS
+		BLAS = struct{ Packed }{} // not Packed itself: gemmBias takes its fallback
+		check(t, "gemmBias fallback", s, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+			gemmBias(s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
+		})
+		BLAS = old
+	}
+}
