@@ -49,6 +49,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	uncond := fs.Float64("uncond-prob", 0.1, "fraction of captions dropped, for classifier-free guidance")
 	minSNR := fs.Float64("min-snr", 0, "Min-SNR loss weighting γ (0: plain MSE, right for pigment-tiny's zero-terminal-SNR v-prediction, where Min-SNR would give the noisiest steps no weight)")
 	stages := fs.String("stages", "vae,decoder,unet", "stages to run now, comma-separated: vae (autoencoder), decoder (its fine-tuning), unet (UNet + text encoder); later stages need earlier ones finished")
+	drills := fs.Float64("drills", 0.4, "with --data shapes: fraction of geometry drills (a white object on black) among the UNet's training scenes")
 	every := fs.Int("checkpoint-every", 500, "steps between checkpoints")
 	export := fs.Bool("export", false, "write --out from the EMA weights of the last UNet checkpoint in --work and stop, without training (to try a run in progress)")
 	fs.Usage = func() {
@@ -75,6 +76,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !(*minSNR >= 0) {
 		return usagef("--min-snr must not be negative, got %v", *minSNR)
 	}
+	if !(*drills >= 0 && *drills <= 1) {
+		return usagef("--drills must be in [0, 1], got %v", *drills)
+	}
 	if *every < 1 {
 		return usagef("--checkpoint-every must be at least 1, got %d", *every)
 	}
@@ -89,9 +93,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *work == "" {
 		*work = filepath.Clean(*out) + ".work"
 	}
-	var ds train.Dataset
+	var ds, unetData train.Dataset
 	if *data == "shapes" {
 		ds = train.Shapes{Seed: *seed, ImageSize: *size}
+		unetData = train.Shapes{Seed: *seed, ImageSize: *size, Drills: *drills}
 	} else {
 		st, err := os.Stat(*data)
 		if err != nil || !st.IsDir() {
@@ -134,7 +139,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		debug.SetGCPercent(200)
 	}
 	r := &train.Recipe{
-		Data: ds, Out: *out, Work: *work, From: *from, Seed: *seed,
+		Data: ds, UNetData: unetData, Out: *out, Work: *work, From: *from, Seed: *seed,
 		VAE: vo, KLWeight: *kl, Decoder: do, UNet: uo, Skip: skip, UncondProb: *uncond, MinSNRGamma: *minSNR, Export: *export, Log: stderr,
 	}
 	return r.Run(ctx)

@@ -36,16 +36,23 @@ type Dataset interface {
 }
 
 // Shapes is the synthetic scene data set of package shapes: example i is
-// the first scene of a sampler seeded by (Seed, i), rendered at ImageSize.
+// the first scene of a sampler seeded by (Seed, i), rendered at ImageSize,
+// or with probability Drills (decided by (Seed, i) too) a geometry drill
+// (shapes.Sampler.NextDrill).
 type Shapes struct {
 	Seed      uint64
 	ImageSize int
+	Drills    float64
 }
 
 // Example implements Dataset.
 func (d Shapes) Example(i int) Example {
 	s := shapes.NewSampler(d.Seed^(uint64(i)*0x9e3779b97f4a7c15), d.ImageSize)
-	scene, caption := s.Next()
+	next := s.Next
+	if d.Drills > 0 && rand.New(rand.NewPCG(d.Seed, uint64(i))).Float64() < d.Drills {
+		next = s.NextDrill
+	}
+	scene, caption := next()
 	return Example{Key: fmt.Sprint(scene), Image: shapes.ToCHW(shapes.Render(scene, d.ImageSize)), Caption: caption}
 }
 

@@ -25,6 +25,10 @@ import (
 // checkpoints in Work, and a finished stage is not run again.
 type Recipe struct {
 	Data Dataset
+	// UNetData, if set, replaces Data in stage two (the UNet and text
+	// encoder): the shapes data set with geometry drills mixed in, while
+	// the autoencoder learns from the plain scenes.
+	UNetData Dataset
 	Out  string // model directory written at the end
 	Work string // checkpoints and the stage-one autoencoder
 	From string // model directory to fine-tune; "" trains from scratch
@@ -236,7 +240,7 @@ func (r *Recipe) trainDiffusion(ctx context.Context, tok *clip.Tokenizer, text *
 			return fmt.Errorf("train: export: %w", err)
 		}
 		r.logf("exporting step %d of %s\n", s.Step, opts.Checkpoint)
-	} else if s, err = Run(ctx, opts, params, map[string]string{"stage": "unet"}, tensor.NewTape(), d.Stage(r.Data, opts)); err != nil {
+	} else if s, err = Run(ctx, opts, params, map[string]string{"stage": "unet"}, tensor.NewTape(), d.Stage(r.unetData(), opts)); err != nil {
 		return err
 	}
 	useEMA(s)
@@ -257,6 +261,13 @@ func (r *Recipe) trainDiffusion(ctx context.Context, tok *clip.Tokenizer, text *
 	}
 	r.logf("saved %s\n", r.Out)
 	return nil
+}
+
+func (r *Recipe) unetData() Dataset {
+	if r.UNetData != nil {
+		return r.UNetData
+	}
+	return r.Data
 }
 
 // vaeDirOf is where the recipe's autoencoder comes from.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pigment-ai/pigment/diffusion/clip"
@@ -433,5 +434,32 @@ func TestL1Gradient(t *testing.T) {
 	tp.Backward(loss, nil)
 	if g := a.Grad().Data; !slices.Equal(g, []float32{0.25, -0.25, -0.25, 0}) {
 		t.Fatalf("gradient %v", g)
+	}
+}
+
+// TestShapesDrills checks that Shapes mixes in the fraction of geometry
+// drills asked for, deterministically, and none when Drills is 0.
+func TestShapesDrills(t *testing.T) {
+	isDrill := func(e Example) bool {
+		return strings.HasPrefix(e.Key, "{black [{") && strings.Count(e.Key, "{") == 2 && strings.Contains(e.Key, " white ")
+	}
+	for _, c := range []struct {
+		drills   float64
+		min, max float64
+	}{{0, 0, 0.02}, {0.4, 0.37, 0.43}, {1, 1, 1}} {
+		d := Shapes{Seed: 1, ImageSize: 16, Drills: c.drills}
+		n := 0
+		for i := range 2000 {
+			e := d.Example(i)
+			if isDrill(e) {
+				n++
+			}
+			if i < 20 && e.Key != d.Example(i).Key {
+				t.Fatalf("example %d is not deterministic", i)
+			}
+		}
+		if f := float64(n) / 2000; f < c.min || f > c.max {
+			t.Errorf("Drills %v: %.3f of the examples are drills, want [%v, %v]", c.drills, f, c.min, c.max)
+		}
 	}
 }
