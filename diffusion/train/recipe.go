@@ -29,10 +29,10 @@ type Recipe struct {
 	// encoder): the shapes data set with geometry drills mixed in, while
 	// the autoencoder learns from the plain scenes.
 	UNetData Dataset
-	Out  string // model directory written at the end
-	Work string // checkpoints and the stage-one autoencoder
-	From string // model directory to fine-tune; "" trains from scratch
-	Seed uint64
+	Out      string // model directory written at the end
+	Work     string // checkpoints and the stage-one autoencoder
+	From     string // model directory to fine-tune; "" trains from scratch
+	Seed     uint64
 
 	VAE      Options // stage one (from scratch only)
 	KLWeight float64
