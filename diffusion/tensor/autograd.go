@@ -110,6 +110,7 @@ func (tp *Tape) Backward(out *Tensor, seed []float32) {
 	tp.mu.Lock()
 	steps := tp.steps
 	tp.steps = nil
+	pendingSteps.Add(-int64(len(steps)))
 	tp.mu.Unlock()
 	for i := len(steps) - 1; i >= 0; i-- {
 		steps[i]()
@@ -120,6 +121,7 @@ func (tp *Tape) Backward(out *Tensor, seed []float32) {
 // Reset drops every recorded step without running it.
 func (tp *Tape) Reset() {
 	tp.mu.Lock()
+	pendingSteps.Add(-int64(len(tp.steps)))
 	tp.steps = nil
 	tp.mu.Unlock()
 }
@@ -180,6 +182,7 @@ func record(out *Tensor, ins []*Tensor, back func(g []float32, grads [][]float32
 	}
 	tp.mu.Lock()
 	tp.steps = append(tp.steps, step)
+	pendingSteps.Add(1)
 	tp.mu.Unlock()
 }
 

@@ -60,7 +60,7 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	if bias != nil && bias.Len() != cout {
 		panic(fmt.Sprintf("tensor: Conv2d bias %v for %d output channels", bias.Shape, cout))
 	}
-	out := New(n, cout, ho, wo)
+	out := newUninit(n, cout, ho, wo) // every element is written by the products below
 	hw := ho * wo
 	// product writes out[Cout, cols] (row stride hw) = W·B plus the bias.
 	product := func(cols, k int, w, b []float32, ldb int, dst []float32) {

@@ -71,7 +71,7 @@ func Linear(x, weight, bias *Tensor) *Tensor {
 	}
 	rows := x.Len() / max(in, 1)
 	shape := append(append([]int(nil), x.Shape[:x.Dims()-1]...), out)
-	y := New(shape...)
+	y := newUninit(shape...) // the bias rows or the product (beta 0) write every element
 	beta := float32(0)
 	if bias != nil {
 		if bias.Len() != out {

@@ -18,7 +18,7 @@ import (
 // spatial positions, and dx = rstd·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) per
 // group, the reductions in float64.
 func GroupNorm(x *Tensor, groups int, weight, bias *Tensor, eps float32) *Tensor {
-	out := New(x.Shape...)
+	out := newUninit(x.Shape...) // groupNorm writes every element
 	groupNorm(out, x, groups, weight, bias, eps, true)
 	return out
 }

@@ -219,10 +219,10 @@ type sgemmProblem struct {
 	ldb            int
 	c              []float32
 	ldc            int
-	// bias, when set (with beta 0), adds bias[i] to row i of C: each tile
-	// of C is filled with its rows' bias just before the first k block's
-	// micro-kernel accumulates onto it, while it is in L1, instead of in a
-	// separate pass over C.
+	// bias, when set (with beta 0), adds bias[i] to row i of C: each
+	// mc×nc block of C is filled with its rows' bias just before the first
+	// k block's micro-kernels accumulate onto it, while it is in cache,
+	// instead of in a separate pass over C.
 	bias []float32
 }
 
@@ -354,15 +354,24 @@ func (p *sgemmProblem) block(i0, i1, j0, j1 int) {
 		ncc := min(nc, j1-jc)
 		for pc := 0; pc < p.k; pc += kc {
 			kcc := min(kc, p.k-pc)
-			beta, bias := p.beta, p.bias
+			beta := p.beta
 			if pc > 0 {
-				beta, bias = 1, nil
+				beta = 1
 			}
 			p.packB(bp, pc, kcc, jc, ncc)
 			for ic := i0; ic < i1; ic += mc {
 				mcc := min(mc, i1-ic)
 				p.packA(ap, ic, mcc, pc, kcc)
-				p.macro(ap, bp, tmp, ic, mcc, jc, ncc, kcc, beta, bias)
+				if pc == 0 && p.bias != nil {
+					// The block of C starts from its rows' bias, filled
+					// row segment by row segment just before the kernels
+					// accumulate onto it (it is then in cache).
+					for i := ic; i < ic+mcc; i++ {
+						fill(p.c[i*p.ldc+jc:i*p.ldc+jc+ncc], p.bias[i])
+					}
+					beta = 1
+				}
+				p.macro(ap, bp, tmp, ic, mcc, jc, ncc, kcc, beta)
 			}
 		}
 	}
@@ -371,9 +380,8 @@ func (p *sgemmProblem) block(i0, i1, j0, j1 int) {
 
 // macro multiplies a packed mcc×kcc block of A by a packed kcc×ncc block of
 // B into C[ic:ic+mcc, jc:jc+ncc], one mr×nr tile at a time. Tiles cut by the
-// edge of C go through tmp. With bias (the first k block of a biased
-// product), each tile starts from its rows' bias instead of beta·C.
-func (p *sgemmProblem) macro(ap, bp, tmp []float32, ic, mcc, jc, ncc, kcc int, beta float32, bias []float32) {
+// edge of C go through tmp.
+func (p *sgemmProblem) macro(ap, bp, tmp []float32, ic, mcc, jc, ncc, kcc int, beta float32) {
 	kr := p.kern
 	mr, nr := kr.mr, kr.nr
 	alpha, ldc := p.alpha, p.ldc
@@ -385,28 +393,11 @@ func (p *sgemmProblem) macro(ap, bp, tmp []float32, ic, mcc, jc, ncc, kcc int, b
 			a := &ap[ir*kcc]
 			off := (ic+ir)*ldc + jc + jr
 			if mrr == mr && nrr == nr {
-				if bias != nil {
-					for i := 0; i < mr; i++ {
-						fill(p.c[off+i*ldc:off+i*ldc+nr], bias[ic+ir+i])
-					}
-					kr.fn(kcc, a, b, &p.c[off], ldc, alpha, 1)
-					continue
-				}
 				kr.fn(kcc, a, b, &p.c[off], ldc, alpha, beta)
 				continue
 			}
 			// Edge tile: run the same kernel on a full tile in tmp so these
 			// elements are rounded exactly as the others.
-			if bias != nil {
-				for i := 0; i < mrr; i++ {
-					fill(tmp[i*nr:i*nr+nrr], bias[ic+ir+i])
-				}
-				kr.fn(kcc, a, b, &tmp[0], nr, alpha, 1)
-				for i := 0; i < mrr; i++ {
-					copy(p.c[off+i*ldc:off+i*ldc+nrr], tmp[i*nr:i*nr+nrr])
-				}
-				continue
-			}
 			if beta != 0 {
 				for i := 0; i < mrr; i++ {
 					copy(tmp[i*nr:i*nr+nrr], p.c[off+i*ldc:off+i*ldc+nrr])

@@ -107,7 +107,7 @@ func Transpose(x *Tensor) *Tensor {
 	mustFloat32("Transpose", x)
 	a, b := x.Dim(-2), x.Dim(-1)
 	shape := append(append([]int(nil), x.Shape[:x.Dims()-2]...), b, a)
-	out := New(shape...)
+	out := newUninit(shape...) // transposeInto writes every element
 	batch := x.Len() / max(1, a*b)
 	transposeInto(out.Data, x.Data, batch, a, b, false)
 	record(out, []*Tensor{x}, func(g []float32, d [][]float32) {
@@ -150,7 +150,7 @@ func UpsampleNearest2x(x *Tensor) *Tensor {
 		panic(fmt.Sprintf("tensor: UpsampleNearest2x needs NCHW, got %v", x.Shape))
 	}
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	out := New(n, c, 2*h, 2*w)
+	out := newUninit(n, c, 2*h, 2*w)
 	parallelFor(n*c, 4, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			src := x.Data[p*h*w : (p+1)*h*w]

@@ -54,10 +54,16 @@ type Tensor struct {
 	ag *gradNode
 }
 
-// New returns a zero-filled tensor of the given shape.
+// New returns a zero-filled tensor of the given shape, in storage given
+// back by Release when a buffer of that size is pooled (see pool.go).
 // It panics if a dimension is negative.
 func New(shape ...int) *Tensor {
-	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, numel(shape))}
+	n := numel(shape)
+	if b := get(n); b != nil {
+		parallelFor(n, 1<<16, func(lo, hi int) { clear(b[lo:hi]) })
+		return &Tensor{Shape: append([]int(nil), shape...), Data: b}
+	}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, n)}
 }
 
 // FromData wraps data (not copied) as a tensor of the given shape.

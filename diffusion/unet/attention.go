@@ -82,11 +82,17 @@ func (a *Attention) ForwardSpatial(x *tensor.Tensor) *tensor.Tensor {
 		hs = a.GroupNorm.Forward(x)
 	}
 	tokens := tensor.Transpose(hs.Reshape(b, c, h*w)) // [B, HW, C]
+	if hs != x {
+		tensor.Release(hs)
+	}
 	q := a.ToQ.Forward(tokens)
 	k := a.ToK.Forward(tokens)
 	v := a.ToV.Forward(tokens)
-	out := a.ToOut0.Forward(tensor.Attention(q, k, v, a.Heads, a.Scale, false))
-	out = tensor.Transpose(out).Reshape(b, c, h, w)
+	tensor.Release(tokens)
+	attn := tensor.Attention(q, k, v, a.Heads, a.Scale, false)
+	tensor.Release(q, k, v)
+	out := tensor.Replace(attn, a.ToOut0.Forward(attn))
+	out = tensor.Replace(out, tensor.Transpose(out)).Reshape(b, c, h, w)
 	if a.Residual {
 		tensor.AddTo(out, out, x)
 	}

@@ -55,20 +55,26 @@ func NewResnetBlock2D(w nn.Weights, c ResnetConfig) *ResnetBlock2D {
 
 // Forward maps x [N, In, H, W] and temb [N, TembChannels] (nil for the
 // VAE) to [N, Out, H, W].
+//
+// Its intermediate activations go back to the tensor pool (tensor.Release)
+// as soon as they are used; x is left alone.
 func (r *ResnetBlock2D) Forward(x, temb *tensor.Tensor) *tensor.Tensor {
 	h := tensor.SiLU(r.Norm1.Forward(x))
-	h = r.Conv1.Forward(h)
+	h = tensor.Replace(h, r.Conv1.Forward(h))
 	if r.TimeEmbProj != nil && temb != nil {
 		t := r.TimeEmbProj.Forward(tensor.SiLU(temb.Clone()))
 		tensor.AddChannelBias(h, t)
 	}
 	h = tensor.SiLU(r.Norm2.ForwardInPlace(h)) // h is this block's own conv1 output
-	h = r.Conv2.Forward(h)
+	h = tensor.Replace(h, r.Conv2.Forward(h))
 	shortcut := x
 	if r.ConvShortcut != nil {
 		shortcut = r.ConvShortcut.Forward(x)
 	}
 	tensor.AddTo(h, h, shortcut)
+	if shortcut != x {
+		tensor.Release(shortcut)
+	}
 	if r.OutputScaleFactor != 1 {
 		tensor.Scale(h, 1/r.OutputScaleFactor)
 	}
@@ -92,7 +98,8 @@ func NewDownsample2D(w nn.Weights, channels, out, padding int) *Downsample2D {
 // [N, out, H/2, W/2] (padding 0, even sizes).
 func (d *Downsample2D) Forward(x *tensor.Tensor) *tensor.Tensor {
 	if d.Padding == 0 {
-		x = tensor.PadBottomRight(x)
+		padded := tensor.PadBottomRight(x)
+		return tensor.Replace(padded, d.Conv.Forward(padded))
 	}
 	return d.Conv.Forward(x)
 }
@@ -115,5 +122,6 @@ func (u *Upsample2D) Forward(x *tensor.Tensor, outH, outW int) *tensor.Tensor {
 	if outH == 0 {
 		outH, outW = 2*x.Shape[2], 2*x.Shape[3]
 	}
-	return u.Conv.Forward(tensor.UpsampleNearest(x, outH, outW))
+	up := tensor.UpsampleNearest(x, outH, outW)
+	return tensor.Replace(up, u.Conv.Forward(up))
 }

@@ -47,12 +47,12 @@ func NewDecoder(w nn.Weights, c Config) *Decoder {
 // f the scale factor.
 func (d *Decoder) Forward(z *tensor.Tensor) *tensor.Tensor {
 	h := d.ConvIn.Forward(z)
-	h = d.MidBlock.Forward(h)
+	h = tensor.Replace(h, d.MidBlock.Forward(h))
 	for _, b := range d.UpBlocks {
-		h = b.Forward(h)
+		h = tensor.Replace(h, b.Forward(h))
 	}
 	h = tensor.SiLU(d.ConvNormOut.ForwardInPlace(h))
-	return d.ConvOut.Forward(h)
+	return tensor.Replace(h, d.ConvOut.Forward(h))
 }
 
 // UpDecoderBlock2D is diffusers' UpDecoderBlock2D
@@ -83,11 +83,21 @@ func NewUpDecoderBlock2D(w nn.Weights, layers, in, out, groups int, addUpsample 
 // Forward maps x [N, in, H, W] to [N, out, 2H, 2W], or [N, out, H, W]
 // without an upsampler.
 func (b *UpDecoderBlock2D) Forward(x *tensor.Tensor) *tensor.Tensor {
+	h := x
 	for _, r := range b.Resnets {
-		x = r.Forward(x, nil)
+		h = step(x, h, r.Forward(h, nil))
 	}
 	for _, u := range b.Upsamplers {
-		x = u.Forward(x, 0, 0)
+		h = step(x, h, u.Forward(h, 0, 0))
 	}
-	return x
+	return h
+}
+
+// step returns next, releasing the activation old it was computed from
+// unless old is in, the block's input, which belongs to the caller.
+func step(in, old, next *tensor.Tensor) *tensor.Tensor {
+	if old == in {
+		return next
+	}
+	return tensor.Replace(old, next)
 }

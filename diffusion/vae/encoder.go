@@ -47,11 +47,11 @@ func NewEncoder(w nn.Weights, c Config) *Encoder {
 func (e *Encoder) Forward(x *tensor.Tensor) *tensor.Tensor {
 	h := e.ConvIn.Forward(x)
 	for _, b := range e.DownBlocks {
-		h = b.Forward(h)
+		h = tensor.Replace(h, b.Forward(h))
 	}
-	h = e.MidBlock.Forward(h)
+	h = tensor.Replace(h, e.MidBlock.Forward(h))
 	h = tensor.SiLU(e.ConvNormOut.ForwardInPlace(h))
-	return e.ConvOut.Forward(h)
+	return tensor.Replace(h, e.ConvOut.Forward(h))
 }
 
 // DownEncoderBlock2D is diffusers' DownEncoderBlock2D
@@ -82,11 +82,12 @@ func NewDownEncoderBlock2D(w nn.Weights, layers, in, out, groups int, addDownsam
 // Forward maps x [N, in, H, W] to [N, out, H/2, W/2] (rounded down), or
 // [N, out, H, W] without a downsampler.
 func (b *DownEncoderBlock2D) Forward(x *tensor.Tensor) *tensor.Tensor {
+	h := x
 	for _, r := range b.Resnets {
-		x = r.Forward(x, nil)
+		h = step(x, h, r.Forward(h, nil))
 	}
 	for _, d := range b.Downsamplers {
-		x = d.Forward(x)
+		h = step(x, h, d.Forward(h))
 	}
-	return x
+	return h
 }

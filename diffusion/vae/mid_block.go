@@ -46,9 +46,9 @@ func (m *UNetMidBlock2D) Forward(x *tensor.Tensor) *tensor.Tensor {
 	h := m.Resnets[0].Forward(x, nil)
 	for i, r := range m.Resnets[1:] {
 		if i < len(m.Attentions) {
-			h = m.Attentions[i].ForwardSpatial(h)
+			h = tensor.Replace(h, m.Attentions[i].ForwardSpatial(h))
 		}
-		h = r.Forward(h, nil)
+		h = tensor.Replace(h, r.Forward(h, nil))
 	}
 	return h
 }

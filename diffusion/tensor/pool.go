@@ -1,0 +1,130 @@
+package tensor
+
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Activation storage is recycled: model code hands an intermediate tensor
+// it is done with to Release, and the next New of the same size takes that
+// storage instead of fresh memory. A 512x512 VAE decode allocates gigabytes
+// of activations; fresh memory costs a page fault per 4 KiB page on its first
+// write and the runtime's zeroing of reused spans, which together took more
+// time than the decoder's element-wise work. Recycled storage is resident:
+// New clears it in parallel, and ops that overwrite every element of their
+// output (newUninit) skip even that.
+//
+// Only buffers of at least minPooledLen floats are kept, up to
+// maxPooledFloats in all (the oldest are dropped to the garbage collector);
+// a request takes the smallest pooled buffer at most twice its size.
+
+const (
+	minPooledLen    = 1 << 16 // 256 KiB
+	maxPooledFloats = 1 << 28 // 1 GiB
+)
+
+var pool struct {
+	mu     sync.Mutex
+	free   [][]float32      // pooled buffers, oldest first
+	floats int              // their total length
+	lent   map[*float32]int // full length of buffers handed out shorter
+}
+
+// pendingSteps counts recorded backward steps not yet run or reset on any
+// tape: while there are some, activations may be saved for backward, and
+// Release does nothing.
+var pendingSteps atomic.Int64
+
+// Release gives the storage of each tensor back for reuse and leaves the
+// tensor empty (Data nil, so a later use fails loudly instead of reading
+// another tensor's values). Call it only on a tensor that nothing else
+// refers to: not a view of another, not a model weight, not an input the
+// caller still holds. It does nothing for nil, half-precision and small
+// tensors, for tracked tensors, and while a tape holds recorded steps
+// (training keeps activations for the backward pass).
+func Release(ts ...*Tensor) {
+	if pendingSteps.Load() > 0 {
+		return
+	}
+	for _, t := range ts {
+		if t == nil || t.ag != nil || t.Half != nil || len(t.Data) < minPooledLen {
+			continue
+		}
+		put(t.Data)
+		t.Data = nil
+	}
+}
+
+func put(b []float32) {
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	if full, ok := pool.lent[&b[0]]; ok { // a pooled buffer lent out shorter
+		delete(pool.lent, &b[0])
+		b = b[:full]
+	}
+	pool.free = append(pool.free, b[:len(b):len(b)])
+	pool.floats += len(b)
+	for pool.floats > maxPooledFloats {
+		pool.floats -= len(pool.free[0])
+		pool.free = pool.free[1:]
+	}
+}
+
+// get returns n floats with undefined contents from the smallest pooled
+// buffer that holds them without wasting more than half of it, or nil.
+func get(n int) []float32 {
+	if n < minPooledLen {
+		return nil
+	}
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	best := -1
+	for i, b := range pool.free {
+		if len(b) >= n && len(b) <= 2*n && (best < 0 || len(b) < len(pool.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := pool.free[best]
+	pool.free = append(pool.free[:best], pool.free[best+1:]...)
+	pool.floats -= len(b)
+	if len(b) > n {
+		if pool.lent == nil {
+			pool.lent = map[*float32]int{}
+		}
+		pool.lent[&b[0]] = len(b)
+	}
+	return b[:n]
+}
+
+// newUninit returns a tensor of the given shape whose contents are
+// undefined, for an op that overwrites every element.
+func newUninit(shape ...int) *Tensor {
+	n := numel(shape)
+	if b := get(n); b != nil {
+		return &Tensor{Shape: append([]int(nil), shape...), Data: b}
+	}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, n)}
+}
+
+// Replace releases old (see Release) unless next shares its storage, and
+// returns next: for a chain h = Replace(h, block.Forward(h)) over
+// activations the caller owns.
+func Replace(old, next *Tensor) *Tensor {
+	if old != nil && next != nil && !overlap(old.Data, next.Data) {
+		Release(old)
+	}
+	return next
+}
+
+// overlap reports whether a and b share any element.
+func overlap(a, b []float32) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	a0, b0 := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
+	return a0 < b0+uintptr(4*len(b)) && b0 < a0+uintptr(4*len(a))
+}
