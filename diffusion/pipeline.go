@@ -235,7 +235,10 @@ func (m *Model) Generate(ctx context.Context, r Request) (*Result, error) {
 		return nil, err
 	}
 
-	// 4. Decode, one image at a time to bound memory.
+	// 4. Decode, one image at a time to bound memory. The pooled
+	// activations of the denoising loop are the UNet's sizes, not the
+	// decoder's: drop them first so they do not add to its peak.
+	tensor.DrainPool()
 	res := &Result{Latents: latents, Sampler: r.Sampler, Width: r.Width, Height: r.Height}
 	for i, one := range tensor.Split(latents, ones(batch)...) {
 		if err := ctx.Err(); err != nil {

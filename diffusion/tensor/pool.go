@@ -128,3 +128,13 @@ func overlap(a, b []float32) bool {
 	a0, b0 := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
 	return a0 < b0+uintptr(4*len(b)) && b0 < a0+uintptr(4*len(a))
 }
+
+// DrainPool drops every pooled buffer, leaving them to the garbage
+// collector: between phases whose activations differ in size (the UNet's
+// denoising loop, then the VAE decoder) it keeps the pool from adding the
+// first phase's buffers to the second phase's peak memory.
+func DrainPool() {
+	pool.mu.Lock()
+	pool.free, pool.floats = nil, 0
+	pool.mu.Unlock()
+}
