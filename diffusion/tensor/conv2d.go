@@ -76,11 +76,28 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	wd, scratch := weightData(weight, isTracked)
 	pointwise := kh == 1 && kw == 1 && p.Stride == 1 && p.Padding == 0
 	band := max(1, min(ho, maxColFloats/max(1, kdim*wo)))
-	if pointwise {
+	var biasData []float32
+	if bias != nil {
+		biasData = bias.Data
+	}
+	switch {
+	case pointwise:
 		for i := 0; i < n; i++ {
 			product(hw, cin, wd, xd[i*cin*h*w:(i+1)*cin*h*w], hw, out.Data[i*cout*hw:(i+1)*cout*hw])
 		}
-	} else {
+	case p.Stride == 1 && wo == w && implicitConv(func(i int) func(dst []float32, ld, q0, kq, j0, n int) {
+		img := xd[i*cin*h*w : (i+1)*cin*h*w]
+		return func(dst []float32, ld, q0, kq, j0, cnt int) {
+			for q := range kq {
+				r := q0 + q
+				c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
+				im2colShifted(dst[q*ld:q*ld+cnt], img[c*h*w:(c+1)*h*w], h, w, ki-p.Padding, kj-p.Padding, j0, cnt)
+			}
+		}
+	}, n, cout, hw, kdim, wd, biasData, out.Data):
+		// Implicit GEMM: each kc×nc block of the im2col matrix is built as
+		// the product packs it, never the whole matrix.
+	default:
 		buf := getScratch(kdim * band * wo)
 		col := *buf
 		for i := 0; i < n; i++ {
@@ -162,6 +179,19 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	return out
 }
 
+// implicitConv runs, for each of n images, out_i [Cout, hw] = W·B_i (+ bias)
+// with B_i given by fill(i) (see sgemmProblem.bFill), when BLAS is Packed;
+// it reports false, having done nothing, otherwise.
+func implicitConv(fill func(i int) func(dst []float32, ld, q0, kq, j0, n int), n, cout, hw, kdim int, w, bias, out []float32) bool {
+	if _, packed := BLAS.(Packed); !packed {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		gemmFilled(cout, hw, kdim, w, kdim, fill(i), bias, out[i*cout*hw:(i+1)*cout*hw], hw)
+	}
+	return true
+}
+
 // im2col fills col [Cin·KH·KW, rows·wo] with the receptive fields of output
 // rows [r0, r0+rows) of one image img [Cin, h, w]; out-of-image taps are 0.
 //
@@ -176,7 +206,7 @@ func im2col(col, img []float32, cin, h, w, kh, kw int, p Conv2dParams, r0, rows,
 		parallelFor(cin*kh*kw, 8, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
-				im2colShifted(col[r*cols:(r+1)*cols], img[c*h*w:(c+1)*h*w], h, w, r0-p.Padding+ki, kj-p.Padding, rows)
+				im2colShifted(col[r*cols:(r+1)*cols], img[c*h*w:(c+1)*h*w], h, w, r0-p.Padding+ki, kj-p.Padding, 0, cols)
 			}
 		})
 		return
@@ -220,32 +250,39 @@ func im2col(col, img []float32, cin, h, w, kh, kw int, p Conv2dParams, r0, rows,
 	})
 }
 
-// im2colShifted fills dst [rows·w] with plane [h, w] read at (oy+dy, ox+dx)
-// for output row oy and column ox, 0 outside the plane.
-func im2colShifted(dst, plane []float32, h, w, dy, dx, rows int) {
-	oyLo, oyHi := max(0, -dy), min(rows, h-dy)
-	if oyLo >= oyHi {
+// im2colShifted fills dst [n] with entries j0 … j0+n−1 of one im2col row:
+// entry j, at output row oy = j/w and column ox = j%w, is plane [h, w] read
+// at (oy+dy, ox+dx), 0 outside the plane. Entries j of valid output rows
+// read plane[j+s] with s = dy·w+dx, so the span is one copy; taps that wrap
+// around a row's end (|dx| columns per row) are then zeroed.
+func im2colShifted(dst, plane []float32, h, w, dy, dx, j0, n int) {
+	j1 := j0 + n
+	start, end := max(j0, -dy*w), min(j1, (h-dy)*w) // rows with 0 ≤ oy+dy < h
+	if start >= end {
 		clear(dst)
 		return
 	}
-	start, end := oyLo*w, oyHi*w
-	clear(dst[:start])
-	clear(dst[end:])
-	// dst[i] = plane[i+s]; at the two ends of the span i+s can leave the
-	// plane by up to |dx|: those taps are off the image.
+	clear(dst[:start-j0])
+	clear(dst[end-j0:])
 	s := dy*w + dx
-	a, b := max(start, -s), min(end, h*w-s)
-	copy(dst[a:b], plane[a+s:b+s])
-	clear(dst[start:a])
-	clear(dst[b:end])
-	switch {
-	case dx < 0: // columns ox < -dx read the previous row's end
-		for oy := oyLo; oy < oyHi; oy++ {
-			clear(dst[oy*w : oy*w-dx])
+	a := min(max(start, -s), end) // the plane's own ends
+	b := max(min(end, h*w-s), a)
+	if a < b {
+		copy(dst[a-j0:b-j0], plane[a+s:b+s])
+	}
+	clear(dst[start-j0 : a-j0])
+	clear(dst[b-j0 : end-j0])
+	if dx == 0 {
+		return
+	}
+	for oy := start / w; oy*w < end; oy++ {
+		lo, hi := oy*w, oy*w-dx // dx < 0: columns ox < −dx
+		if dx > 0 {
+			lo, hi = oy*w+w-dx, oy*w+w // columns ox ≥ w−dx
 		}
-	case dx > 0: // columns ox ≥ w-dx read the next row's start
-		for oy := oyLo; oy < oyHi; oy++ {
-			clear(dst[oy*w+w-dx : oy*w+w])
+		lo, hi = max(lo, start), min(hi, end)
+		if lo < hi {
+			clear(dst[lo-j0 : hi-j0])
 		}
 	}
 }

@@ -77,10 +77,16 @@ func TestConv2d(t *testing.T) {
 		{"3x3 pad1 on a 1-wide image", 1, 2, 5, 1, 3, 3, Conv2dParams{1, 1}, true},
 		{"3x3 pad1 on a 2x2 image", 2, 3, 2, 2, 2, 3, Conv2dParams{1, 1}, false},
 		{"3x3 pad0 (narrower output)", 1, 2, 6, 7, 3, 3, Conv2dParams{1, 0}, true},
+		{"3x3 pad1, more columns than one GEMM block", 1, 2, 48, 48, 3, 3, Conv2dParams{1, 1}, true},
 	}
 	for _, c := range cases {
-		for _, band := range []int{0, 1, 2} { // output rows per im2col band; 0: all
+		for _, band := range []int{0, 1, 2, -1} { // output rows per im2col band; 0: all; -1: all, BLAS not Packed (no implicit GEMM)
 			t.Run(fmt.Sprintf("%s/band%d", c.name, band), func(t *testing.T) {
+				if band < 0 {
+					old := BLAS
+					BLAS = struct{ Packed }{}
+					defer func() { BLAS = old }()
+				}
 				if band > 0 {
 					old := maxColFloats
 					maxColFloats = band * c.cin * c.k * c.k * Conv2dOutSize(c.w, c.k, c.p)
@@ -521,5 +527,44 @@ func TestGEGLUImpls(t *testing.T) {
 			}
 			t.Logf("max error %g", worst)
 		})
+	}
+}
+
+// TestIm2colShiftedRanges checks every sub-range [j0, j0+n) of a shifted
+// im2col row against the per-element definition, for offsets past every
+// edge of the plane.
+func TestIm2colShiftedRanges(t *testing.T) {
+	const h, w = 4, 5
+	plane := make([]float32, h*w)
+	for i := range plane {
+		plane[i] = float32(i + 1)
+	}
+	for rows := 1; rows <= 6; rows++ {
+		for dy := -3; dy <= 4; dy++ {
+			for dx := -3; dx <= 3; dx++ {
+				total := rows * w
+				for j0 := 0; j0 < total; j0++ {
+					for n := 0; j0+n <= total; n++ {
+						dst := make([]float32, n+2)
+						dst[n], dst[n+1] = -1, -1
+						im2colShifted(dst[:n], plane, h, w, dy, dx, j0, n)
+						for i := range n {
+							oy, ox := (j0+i)/w, (j0+i)%w
+							iy, ix := oy+dy, ox+dx
+							want := float32(0)
+							if iy >= 0 && iy < h && ix >= 0 && ix < w {
+								want = plane[iy*w+ix]
+							}
+							if dst[i] != want {
+								t.Fatalf("rows %d dy %d dx %d j0 %d n %d: entry %d = %g, want %g", rows, dy, dx, j0, n, i, dst[i], want)
+							}
+						}
+						if dst[n] != -1 || dst[n+1] != -1 {
+							t.Fatalf("wrote past the range")
+						}
+					}
+				}
+			}
+		}
 	}
 }

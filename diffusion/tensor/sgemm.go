@@ -111,6 +111,19 @@ func sgemmBias(kern *kernel, m, n, k int, a []float32, lda int, b []float32, ldb
 	p.run()
 }
 
+// sgemmFilled is sgemmBias (bias may be nil: C = A·B) with B given by its
+// block filler (see sgemmProblem.bFill) instead of stored.
+func sgemmFilled(kern *kernel, m, n, k int, a []float32, lda int, bFill func(dst []float32, ld, q0, kq, j0, n int), bias, c []float32, ldc int) {
+	if m == 0 || n == 0 || k == 0 {
+		panic(fmt.Sprintf("tensor: sgemmFilled of an empty product %d×%d·%d×%d", m, k, k, n))
+	}
+	if (bias != nil && len(bias) < m) || lda < k || ldc < n || len(a) < (m-1)*lda+k || len(c) < (m-1)*ldc+n {
+		panic(fmt.Sprintf("tensor: sgemmFilled operands too short for %d×%d · %d×%d", m, k, k, n))
+	}
+	p := sgemmProblem{kern: kern, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, bFill: bFill, c: c, ldc: ldc, bias: bias}
+	p.run()
+}
+
 // transposeFits reports whether C = op(A)·op(B) is better computed as
 // Cᵀ = op(B)ᵀ·op(A)ᵀ, the kernel's tiles wasting much less of a thin C that
 // way: attention's probabilities·V has n = 40 columns (two 32-wide tiles,
@@ -224,6 +237,10 @@ type sgemmProblem struct {
 	// k block's micro-kernels accumulate onto it, while it is in cache,
 	// instead of in a separate pass over C.
 	bias []float32
+	// bFill, when set, stands for b: it fills dst[q·ld+j] with
+	// op(B)[q0+q][j0+j] for q < kq, j < n, so that B (an im2col matrix) is
+	// built a kc×nc block at a time, in cache, and never whole in memory.
+	bFill func(dst []float32, ld, q0, kq, j0, n int)
 }
 
 // run computes the product, splitting C into independent column (or row)
@@ -314,7 +331,7 @@ func (sp *sgemmSplit) work() {
 
 // sgemmBuf holds one goroutine's packing buffers.
 type sgemmBuf struct {
-	a, b, tmp, ct []float32
+	a, b, tmp, ct, bsrc []float32
 }
 
 var sgemmPool = sync.Pool{New: func() any { return new(sgemmBuf) }}
@@ -358,7 +375,7 @@ func (p *sgemmProblem) block(i0, i1, j0, j1 int) {
 			if pc > 0 {
 				beta = 1
 			}
-			p.packB(bp, pc, kcc, jc, ncc)
+			p.packB(buf, bp, pc, kcc, jc, ncc)
 			for ic := i0; ic < i1; ic += mc {
 				mcc := min(mc, i1-ic)
 				p.packA(ap, ic, mcc, pc, kcc)
@@ -430,10 +447,17 @@ func (p *sgemmProblem) packA(dst []float32, ic, mcc, pc, kcc int) {
 }
 
 // packB copies op(B)[pc:pc+kcc, jc:jc+ncc] into dst as ⌈ncc/nr⌉
-// micro-panels of kcc×nr, zero-filling columns past ncc.
-func (p *sgemmProblem) packB(dst []float32, pc, kcc, jc, ncc int) {
+// micro-panels of kcc×nr, zero-filling columns past ncc. A filled B is
+// first built into buf's bsrc.
+func (p *sgemmProblem) packB(buf *sgemmBuf, dst []float32, pc, kcc, jc, ncc int) {
 	kr := p.kern
 	nr := kr.nr
+	if p.bFill != nil {
+		src := aligned(&buf.bsrc, kcc*ncc)
+		p.bFill(src, ncc, pc, kcc, jc, ncc)
+		copySlabs(kr.copyPanels, dst, nr, src, ncc, ncc, kcc)
+		return
+	}
 	if !p.bTrans {
 		// op(B)[q][j] = b[q*ldb+j]: each k step is a run of ncc floats.
 		copySlabs(kr.copyPanels, dst, nr, p.b[pc*p.ldb+jc:], p.ldb, ncc, kcc)
