@@ -65,7 +65,9 @@ func (a *Attention) Forward(x, context *tensor.Tensor) *tensor.Tensor {
 	q := a.ToQ.Forward(x)
 	k := a.ToK.Forward(context)
 	v := a.ToV.Forward(context)
-	out := a.ToOut0.Forward(tensor.Attention(q, k, v, a.Heads, a.Scale, false))
+	attn := tensor.Attention(q, k, v, a.Heads, a.Scale, false)
+	tensor.Release(q, k, v)
+	out := tensor.Replace(attn, a.ToOut0.Forward(attn))
 	if a.Residual {
 		tensor.AddTo(out, out, x)
 	}
@@ -117,7 +119,9 @@ func NewFeedForward(w nn.Weights, dim int) *FeedForward {
 
 // Forward maps x [..., dim] to [..., dim].
 func (f *FeedForward) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return f.Net2.Forward(tensor.GEGLU(f.Net0Proj.Forward(x)))
+	h := f.Net0Proj.Forward(x)
+	h = tensor.Replace(h, tensor.GEGLU(h))
+	return tensor.Replace(h, f.Net2.Forward(h))
 }
 
 // BasicTransformerBlock is diffusers' BasicTransformerBlock with norm_type
@@ -148,11 +152,21 @@ func NewBasicTransformerBlock(w nn.Weights, dim, heads, dimHead, crossDim int) *
 
 // Forward maps x [B, L, dim] with encoderHiddenStates [B, 77, crossDim] to
 // [B, L, dim].
+// Intermediate activations go back to the tensor pool as soon as they are
+// used; x is left alone.
 func (t *BasicTransformerBlock) Forward(x, encoderHiddenStates *tensor.Tensor) *tensor.Tensor {
-	x = tensor.Add(t.Attn1.Forward(t.Norm1.Forward(x), nil), x)
-	tensor.AddTo(x, x, t.Attn2.Forward(t.Norm2.Forward(x), encoderHiddenStates))
-	tensor.AddTo(x, x, t.FF.Forward(t.Norm3.Forward(x)))
-	return x
+	n := t.Norm1.Forward(x)
+	h := tensor.Replace(n, t.Attn1.Forward(n, nil))
+	tensor.AddTo(h, h, x) // h = x + attn1(norm1(x)), this block's own
+	n = t.Norm2.Forward(h)
+	a := tensor.Replace(n, t.Attn2.Forward(n, encoderHiddenStates))
+	tensor.AddTo(h, h, a)
+	tensor.Release(a)
+	n = t.Norm3.Forward(h)
+	f := tensor.Replace(n, t.FF.Forward(n))
+	tensor.AddTo(h, h, f)
+	tensor.Release(f)
+	return h
 }
 
 // Transformer2DModel is diffusers' Transformer2DModel for continuous inputs
@@ -203,22 +217,22 @@ func (t *Transformer2DModel) Forward(x, encoderHiddenStates *tensor.Tensor) *ten
 	b, h, w := x.Shape[0], x.Shape[2], x.Shape[3]
 	hs := t.Norm.Forward(x)
 	if t.ProjInConv != nil {
-		hs = t.ProjInConv.Forward(hs)
+		hs = tensor.Replace(hs, t.ProjInConv.Forward(hs))
 	}
 	inner := hs.Shape[1]
-	hs = tensor.Transpose(hs.Reshape(b, inner, h*w)) // [B, HW, inner]
+	hs = tensor.Replace(hs, tensor.Transpose(hs.Reshape(b, inner, h*w))) // [B, HW, inner]
 	if t.ProjInLinear != nil {
-		hs = t.ProjInLinear.Forward(hs)
+		hs = tensor.Replace(hs, t.ProjInLinear.Forward(hs))
 	}
 	for _, block := range t.TransformerBlocks {
-		hs = block.Forward(hs, encoderHiddenStates)
+		hs = tensor.Replace(hs, block.Forward(hs, encoderHiddenStates))
 	}
 	if t.ProjOutLinear != nil {
-		hs = t.ProjOutLinear.Forward(hs)
+		hs = tensor.Replace(hs, t.ProjOutLinear.Forward(hs))
 	}
-	hs = tensor.Transpose(hs).Reshape(b, hs.Shape[2], h, w)
+	hs = tensor.Replace(hs, tensor.Transpose(hs)).Reshape(b, hs.Shape[2], h, w)
 	if t.ProjOutConv != nil {
-		hs = t.ProjOutConv.Forward(hs)
+		hs = tensor.Replace(hs, t.ProjOutConv.Forward(hs))
 	}
 	tensor.AddTo(hs, hs, x)
 	return hs

@@ -70,7 +70,7 @@ func (b *DownBlock) Forward(x, temb, encoderHiddenStates *tensor.Tensor) (*tenso
 	for i, r := range b.Resnets {
 		x = r.Forward(x, temb)
 		if len(b.Attentions) > 0 {
-			x = b.Attentions[i].Forward(x, encoderHiddenStates)
+			x = tensor.Replace(x, b.Attentions[i].Forward(x, encoderHiddenStates))
 		}
 		skips = append(skips, x)
 	}
@@ -143,16 +143,29 @@ func newUpBlock(w nn.Weights, c blockConfig) *UpBlock {
 // returns the block output and the remaining skips. The upsampler resizes to
 // outH×outW (0: twice the input), the size of the next skip connection.
 func (b *UpBlock) Forward(x, temb, encoderHiddenStates *tensor.Tensor, skips []*tensor.Tensor, outH, outW int) (*tensor.Tensor, []*tensor.Tensor) {
+	// Each skip connection is used here for the last time, and every
+	// activation after the input x is this block's own: they go back to
+	// the tensor pool once consumed.
+	in := x
 	for i, r := range b.Resnets {
 		skip := skips[len(skips)-1]
 		skips = skips[:len(skips)-1]
-		x = r.Forward(tensor.Concat(1, x, skip), temb)
+		cat := tensor.Concat(1, x, skip)
+		tensor.Release(skip)
+		if x != in {
+			tensor.Release(x)
+		}
+		x = tensor.Replace(cat, r.Forward(cat, temb))
 		if len(b.Attentions) > 0 {
-			x = b.Attentions[i].Forward(x, encoderHiddenStates)
+			x = tensor.Replace(x, b.Attentions[i].Forward(x, encoderHiddenStates))
 		}
 	}
 	for _, u := range b.Upsamplers {
-		x = u.Forward(x, outH, outW)
+		next := u.Forward(x, outH, outW)
+		if x != in {
+			tensor.Release(x)
+		}
+		x = next
 	}
 	return x, skips
 }
