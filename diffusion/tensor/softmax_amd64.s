@@ -2,7 +2,8 @@
 
 // Vector kernels for softmaxRow (softmax.go, dispatched in softmax_amd64.go):
 // the row maximum, e^(x−m) in place with the sum of the results, and the
-// final scaling. The exponential is expf's algorithm (exp.go) lane-wise:
+// final scaling; and, built on the same exponential, the SiLU and GEGLU
+// activations with their derivatives (activation.go, AVX-512 only). The exponential is expf's algorithm (exp.go) lane-wise:
 // Cody–Waite reduction x = q·ln2 + s with q rounded to nearest, the same
 // degree-6 polynomial in s (with FMAs), 2^q built in the exponent bits, and
 // lanes with x < −87.33654 (−Inf included) set to 0. x must be ≤ 88 (true
