@@ -90,11 +90,19 @@ func TestMetrics(t *testing.T) {
 	e.createJob(t, `{"prompt": "a"}`)
 	e.createJob(t, `{"prompt": "a", "priority": "low"}`)
 	e.do(t, http.MethodGet, "/v1/jobs/nope", "")
-	rec := e.do(t, http.MethodGet, "/metrics", "")
-	if rec.Code != http.StatusOK {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
+	// A consumer's pending count follows a publish asynchronously: scrape
+	// until both jobs show (the request counters are exact from the start).
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rec := e.do(t, http.MethodGet, "/metrics", "")
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		body = rec.Body.String()
+		if strings.Contains(body, `pigment_queue_depth{priority="low"} 1`) && strings.Contains(body, `pigment_queue_depth{priority="normal"} 1`) || time.Now().After(deadline) {
+			break
+		}
 	}
-	body := rec.Body.String()
 	for _, want := range []string{
 		`pigment_queue_depth{priority="high"} 0`,
 		`pigment_queue_depth{priority="normal"} 1`,
