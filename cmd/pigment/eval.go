@@ -38,7 +38,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	model := fs.String("model", "models/pigment-tiny", "model directory trained on the shapes data set")
 	n := fs.Int("captions", 200, "held-out captions to evaluate")
 	steps := fs.Int("steps", 20, "denoising steps")
-	guidance := fs.Float64("guidance-scale", 7.5, "classifier-free guidance scale")
+	guidance := fs.Float64("guidance-scale", 3, "classifier-free guidance scale")
 	samplerName := fs.String("sampler", "", "sampler (default: the model's)")
 	batch := fs.Int("batch", 8, "captions generated together")
 	outDir := fs.String("out", "", "folder to save every image and its analysis to (optional)")

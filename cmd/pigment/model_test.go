@@ -29,13 +29,13 @@ func TestShippedModel(t *testing.T) {
 		t.Errorf("default size %d, want 64", m.DefaultSize())
 	}
 	res, err := m.Generate(context.Background(), diffusion.Request{
-		Prompts: []string{"a large yellow circle on a blue background, center"}, Steps: 20, GuidanceScale: 5, Seed: 1,
+		Prompts: []string{"a large yellow circle on a blue background, top left"}, Steps: 20, GuidanceScale: 3, Seed: 1,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := shapes.Analyse(res.Images[0])
-	if a.Background != "blue" || !a.Found || a.Colour != "yellow" {
-		t.Errorf("analysed %+v, want a yellow object on blue", a)
+	if a.Background != "blue" || !a.Found || a.Colour != "yellow" || a.Position != "top left" {
+		t.Errorf("analysed %+v, want a yellow object on blue, top left", a)
 	}
 }

@@ -41,7 +41,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	vaeLR := fs.Float64("vae-lr", 1e-3, "autoencoder peak learning rate")
 	decSteps := fs.Int("decoder-steps", 1500, "decoder fine-tuning steps with the encoder frozen (stage 1b; 0 skips)")
 	kl := fs.Float64("kl-weight", 1e-4, "weight of the autoencoder's KL term (per latent element)")
-	steps := fs.Int("steps", 4000, "UNet and text-encoder steps (stage 2)")
+	steps := fs.Int("steps", 5000, "UNet and text-encoder steps (stage 2)")
 	batch := fs.Int("batch", 32, "UNet batch size")
 	lr := fs.Float64("lr", 6e-4, "UNet peak learning rate")
 	warmup := fs.Int("warmup", 300, "learning-rate warm-up steps (both stages)")
