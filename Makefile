@@ -19,8 +19,10 @@ run: build
 	$(BIN) serve --addr 127.0.0.1:8080 --data-dir pigment-data --models-dir models --workers 1
 
 # pigment-tiny, the default model, trained from scratch on the synthetic
-# shapes data set: autoencoder, then UNet + text encoder (about 2 hours on
-# 2 cores). Checkpoints go to models/pigment-tiny.work; rerunning resumes.
+# shapes data set: autoencoder, decoder fine-tune, then UNet + text encoder
+# (about 1 h 20 min on 2 cores, summed from each stage's measured
+# throughput; see BENCHMARKS.md). Checkpoints go to models/pigment-tiny.work;
+# rerunning resumes.
 model: build
 	$(BIN) train --data shapes --out models/pigment-tiny
 

@@ -15,14 +15,42 @@ import (
 // New clears it in parallel, and ops that overwrite every element of their
 // output (newUninit) skip even that.
 //
-// Only buffers of at least minPooledLen floats are kept, up to
-// maxPooledFloats in all (the oldest are dropped to the garbage collector);
-// a request takes the smallest pooled buffer at most twice its size.
+// Only buffers of at least minPooledLen floats are kept, up to the pool
+// limit in all (the oldest are dropped to the garbage collector); a request
+// takes the smallest pooled buffer at most 1/8 larger than it.
+//
+// The limit trades speed for peak memory. The default, 64 MiB, keeps a
+// whole 512x512 SD 1.5 generation with fp16 weights under 3.7 GB; the VAE
+// decoder, whose activations are hundreds of megabytes each and which runs
+// once per image, raises it for its own pass (PoolLimit).
 
-const (
-	minPooledLen    = 1 << 16 // 256 KiB
-	maxPooledFloats = 1 << 28 // 1 GiB
-)
+const minPooledLen = 1 << 16 // 256 KiB
+
+// DefaultPoolLimit is the pool limit in floats (64 MiB).
+const DefaultPoolLimit = 1 << 24
+
+var poolLimit atomic.Int64
+
+func init() { poolLimit.Store(DefaultPoolLimit) }
+
+// PoolLimit sets the most floats the activation pool keeps and returns
+// the previous limit, so a phase can raise it and restore it after:
+// defer tensor.PoolLimit(tensor.PoolLimit(n)).
+func PoolLimit(floats int) int {
+	old := int(poolLimit.Swap(int64(floats)))
+	pool.mu.Lock()
+	trim()
+	pool.mu.Unlock()
+	return old
+}
+
+// trim drops the oldest buffers beyond the limit. pool.mu must be held.
+func trim() {
+	for pool.floats > int(poolLimit.Load()) {
+		pool.floats -= len(pool.free[0])
+		pool.free = pool.free[1:]
+	}
+}
 
 var pool struct {
 	mu     sync.Mutex
@@ -65,10 +93,7 @@ func put(b []float32) {
 	}
 	pool.free = append(pool.free, b[:len(b):len(b)])
 	pool.floats += len(b)
-	for pool.floats > maxPooledFloats {
-		pool.floats -= len(pool.free[0])
-		pool.free = pool.free[1:]
-	}
+	trim()
 }
 
 // get returns n floats with undefined contents from the smallest pooled
@@ -81,7 +106,7 @@ func get(n int) []float32 {
 	defer pool.mu.Unlock()
 	best := -1
 	for i, b := range pool.free {
-		if len(b) >= n && len(b) <= 2*n && (best < 0 || len(b) < len(pool.free[best])) {
+		if len(b) >= n && len(b) <= n+n/8 && (best < 0 || len(b) < len(pool.free[best])) {
 			best = i
 		}
 	}

@@ -30,7 +30,7 @@ func TestReleaseReuse(t *testing.T) {
 	if a.Data != nil {
 		t.Fatal("a released tensor keeps its data")
 	}
-	b := New(n / 4 * 3) // fits in a's buffer without wasting half of it
+	b := New(n - n/16) // fits in a's buffer, wasting at most 1/8
 	if first(b) != pa {
 		t.Fatal("New did not reuse the released buffer")
 	}
@@ -46,8 +46,8 @@ func TestReleaseReuse(t *testing.T) {
 		t.Fatal("a buffer in use was lent twice")
 	}
 	Release(c)
-	if e := New(n/2 - 1); first(e) == pa {
-		t.Fatal("a request under half a pooled buffer's size took it")
+	if e := New(n / 4 * 3); first(e) == pa {
+		t.Fatal("a request much smaller than a pooled buffer took it")
 	}
 }
 
@@ -100,11 +100,16 @@ func TestReplace(t *testing.T) {
 
 func TestPoolBound(t *testing.T) {
 	resetPool(t)
-	n := maxPooledFloats / 3
+	n := DefaultPoolLimit / 3
 	for range 4 {
 		Release(&Tensor{Shape: []int{n}, Data: make([]float32, n)})
 	}
-	if pool.floats > maxPooledFloats || len(pool.free) != 3 {
-		t.Fatalf("pool holds %d floats in %d buffers, bound %d", pool.floats, len(pool.free), maxPooledFloats)
+	if pool.floats > DefaultPoolLimit || len(pool.free) != 3 {
+		t.Fatalf("pool holds %d floats in %d buffers, bound %d", pool.floats, len(pool.free), DefaultPoolLimit)
 	}
+	old := PoolLimit(n) // lowering the limit trims the pool at once
+	if old != DefaultPoolLimit || pool.floats != n || len(pool.free) != 1 {
+		t.Fatalf("after PoolLimit(%d): %d floats in %d buffers (previous limit %d)", n, pool.floats, len(pool.free), old)
+	}
+	PoolLimit(old)
 }

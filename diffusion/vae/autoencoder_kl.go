@@ -114,17 +114,25 @@ func (m *AutoencoderKL) Encode(x *tensor.Tensor) *DiagonalGaussian {
 // z is what diffusers' vae.decode receives: the caller (the pipeline) has
 // already undone the latent scaling, z = latents/scaling_factor +
 // shift_factor. It panics if z is not of that form.
+//
+// The decoder's activations (up to 268 MB each at 512x512) are recycled
+// through the tensor pool with its limit raised to DecodePoolLimit for the
+// call: fresh memory would cost a page fault per 4 KiB on first write.
 func (m *AutoencoderKL) Decode(z *tensor.Tensor) *tensor.Tensor {
 	if z.Dims() != 4 || z.Shape[1] != m.Config.LatentChannels {
 		panic(fmt.Sprintf("vae: Decode of %v, want [N, %d, h, w]", z.Shape, m.Config.LatentChannels))
 	}
+	defer tensor.PoolLimit(tensor.PoolLimit(DecodePoolLimit))
 	if m.PostQuantConv != nil {
 		z = m.PostQuantConv.Forward(z)
 	}
 	return m.Decoder.Forward(z)
 }
 
-// DiagonalGaussian is diffusers' DiagonalGaussianDistribution
+// DecodePoolLimit is the tensor pool limit (floats) during Decode: 1 GiB.
+const DecodePoolLimit = 1 << 28
+
+// DiagonalGaussian is diffusers'' DiagonalGaussianDistribution
 // (models/autoencoders/vae.py), the encoder's posterior: independent
 // Gaussians per latent element. All tensors are [N, latent_channels, h, w].
 type DiagonalGaussian struct {
