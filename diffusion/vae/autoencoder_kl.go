@@ -132,7 +132,7 @@ func (m *AutoencoderKL) Decode(z *tensor.Tensor) *tensor.Tensor {
 // DecodePoolLimit is the tensor pool limit (floats) during Decode: 1 GiB.
 const DecodePoolLimit = 1 << 28
 
-// DiagonalGaussian is diffusers'' DiagonalGaussianDistribution
+// DiagonalGaussian is diffusers” DiagonalGaussianDistribution
 // (models/autoencoders/vae.py), the encoder's posterior: independent
 // Gaussians per latent element. All tensors are [N, latent_channels, h, w].
 type DiagonalGaussian struct {
