@@ -55,6 +55,29 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 // the polynomial (c6..0.5), Z26 1, Z27 127, Z28 the cut-off, Z29 the sum,
 // Z30 zero. EXP512 takes x in Z0 and leaves e^(x−m) in Z3.
 
+// EXP512_CONSTS loads EXP512's constants, Z17..Z28, and zeroes Z30.
+#define EXP512_CONSTS \
+	VBROADCASTSS expLog2e<>(SB), Z17; \
+	VBROADCASTSS expL2u<>(SB), Z18; \
+	VBROADCASTSS expL2l<>(SB), Z19; \
+	VBROADCASTSS expC6<>(SB), Z20; \
+	VBROADCASTSS expC5<>(SB), Z21; \
+	VBROADCASTSS expC4<>(SB), Z22; \
+	VBROADCASTSS expC3<>(SB), Z23; \
+	VBROADCASTSS expC2<>(SB), Z24; \
+	VBROADCASTSS expHalf<>(SB), Z25; \
+	VBROADCASTSS expOne<>(SB), Z26; \
+	VPBROADCASTD exp127<>(SB), Z27; \
+	VBROADCASTSS expCut<>(SB), Z28; \
+	VPXORD Z30, Z30, Z30
+
+// TAILMASK sets K1 to the low CX lanes (0 < CX < 16); clobbers AX.
+#define TAILMASK \
+	MOVL  $1, AX; \
+	SHLL  CX, AX; \
+	DECL  AX; \
+	KMOVW AX, K1
+
 #define EXP512 \
 	VSUBPS Z16, Z0, Z0; \
 	VMULPS Z17, Z0, Z1; \
@@ -107,20 +130,8 @@ TEXT ·expSumAVX512(SB), NOSPLIT, $0-28
 	MOVQ p+0(FP), SI
 	MOVQ n+8(FP), CX
 	VBROADCASTSS m+16(FP), Z16
-	VBROADCASTSS expLog2e<>(SB), Z17
-	VBROADCASTSS expL2u<>(SB), Z18
-	VBROADCASTSS expL2l<>(SB), Z19
-	VBROADCASTSS expC6<>(SB), Z20
-	VBROADCASTSS expC5<>(SB), Z21
-	VBROADCASTSS expC4<>(SB), Z22
-	VBROADCASTSS expC3<>(SB), Z23
-	VBROADCASTSS expC2<>(SB), Z24
-	VBROADCASTSS expHalf<>(SB), Z25
-	VBROADCASTSS expOne<>(SB), Z26
-	VPBROADCASTD exp127<>(SB), Z27
-	VBROADCASTSS expCut<>(SB), Z28
+	EXP512_CONSTS
 	VPXORD Z29, Z29, Z29
-	VPXORD Z30, Z30, Z30
 	VPXORD Z31, Z31, Z31
 
 loop32:
@@ -151,10 +162,7 @@ loop16:
 tail:
 	TESTQ CX, CX
 	JZ    reduce
-	MOVL  $1, AX
-	SHLL  CX, AX
-	DECL  AX
-	KMOVW AX, K1
+	TAILMASK
 	VMOVUPS.Z (SI), K1, Z0
 	EXP512
 	VMOVUPS Z3, K1, (SI)
@@ -210,10 +218,7 @@ max16loop:
 maxtail:
 	TESTQ CX, CX
 	JZ    maxreduce
-	MOVL  $1, AX
-	SHLL  CX, AX
-	DECL  AX
-	KMOVW AX, K1
+	TAILMASK
 	VMAXPS (SI), Z0, K1, Z0
 
 maxreduce:
@@ -257,10 +262,7 @@ scale16:
 scaletail:
 	TESTQ CX, CX
 	JZ    scaledone
-	MOVL  $1, AX
-	SHLL  CX, AX
-	DECL  AX
-	KMOVW AX, K1
+	TAILMASK
 	VMOVUPS.Z (SI), K1, Z0
 	VMULPS  Z1, Z0, Z0
 	VMOVUPS Z0, K1, (SI)
@@ -441,19 +443,7 @@ F32X8(expMax<>, 0x42b00000) // 88
 
 #define SILU_CONSTS \
 	VPXORD Z16, Z16, Z16; \
-	VBROADCASTSS expLog2e<>(SB), Z17; \
-	VBROADCASTSS expL2u<>(SB), Z18; \
-	VBROADCASTSS expL2l<>(SB), Z19; \
-	VBROADCASTSS expC6<>(SB), Z20; \
-	VBROADCASTSS expC5<>(SB), Z21; \
-	VBROADCASTSS expC4<>(SB), Z22; \
-	VBROADCASTSS expC3<>(SB), Z23; \
-	VBROADCASTSS expC2<>(SB), Z24; \
-	VBROADCASTSS expHalf<>(SB), Z25; \
-	VBROADCASTSS expOne<>(SB), Z26; \
-	VPBROADCASTD exp127<>(SB), Z27; \
-	VBROADCASTSS expCut<>(SB), Z28; \
-	VPXORD Z30, Z30, Z30; \
+	EXP512_CONSTS; \
 	VBROADCASTSS expMax<>(SB), Z15
 
 // DENOM512 leaves 1+e^(−x), for x in Z10, in Z3.
@@ -462,6 +452,15 @@ F32X8(expMax<>, 0x42b00000) // 88
 	VMINPS Z15, Z0, Z0; \
 	EXP512; \
 	VADDPS Z26, Z3, Z3
+
+// SILUGRAD512 adds Z11·s·(1+x·(1−s)), s = sigmoid(x), for x in Z10, to Z12.
+#define SILUGRAD512 \
+	DENOM512; \
+	VDIVPS      Z3, Z26, Z3; \
+	VSUBPS      Z3, Z26, Z4; \
+	VFMADD213PS Z26, Z10, Z4; \
+	VMULPS      Z4, Z3, Z3; \
+	VFMADD231PS Z11, Z3, Z12
 
 // func siluAVX512(dst, src *float32, n int)
 TEXT ·siluAVX512(SB), NOSPLIT, $0-24
@@ -485,10 +484,7 @@ siluloop:
 silutail:
 	TESTQ CX, CX
 	JZ    silu_done
-	MOVL  $1, AX
-	SHLL  CX, AX
-	DECL  AX
-	KMOVW AX, K1
+	TAILMASK
 	VMOVUPS.Z (SI), K1, Z10
 	DENOM512
 	VDIVPS  Z3, Z10, Z3
@@ -513,12 +509,7 @@ sgloop:
 	VMOVUPS (SI), Z10
 	VMOVUPS (DX), Z11
 	VMOVUPS (DI), Z12
-	DENOM512
-	VDIVPS      Z3, Z26, Z3
-	VSUBPS      Z3, Z26, Z4
-	VFMADD213PS Z26, Z10, Z4
-	VMULPS      Z4, Z3, Z3
-	VFMADD231PS Z11, Z3, Z12
+	SILUGRAD512
 	VMOVUPS     Z12, (DI)
 	ADDQ        $64, SI
 	ADDQ        $64, DX
@@ -529,19 +520,11 @@ sgloop:
 sgtail:
 	TESTQ CX, CX
 	JZ    sg_done
-	MOVL  $1, AX
-	SHLL  CX, AX
-	DECL  AX
-	KMOVW AX, K1
+	TAILMASK
 	VMOVUPS.Z (SI), K1, Z10
 	VMOVUPS.Z (DX), K1, Z11
 	VMOVUPS.Z (DI), K1, Z12
-	DENOM512
-	VDIVPS      Z3, Z26, Z3
-	VSUBPS      Z3, Z26, Z4
-	VFMADD213PS Z26, Z10, Z4
-	VMULPS      Z4, Z3, Z3
-	VFMADD231PS Z11, Z3, Z12
+	SILUGRAD512
 	VMOVUPS     Z12, K1, (DI)
 
 sg_done:
@@ -564,19 +547,7 @@ F32X8(invSqrt2Pi<>, 0x3ecc422a) // 0.3989422804
 
 #define GEGLU_CONSTS \
 	VPXORD Z16, Z16, Z16; \
-	VBROADCASTSS expLog2e<>(SB), Z17; \
-	VBROADCASTSS expL2u<>(SB), Z18; \
-	VBROADCASTSS expL2l<>(SB), Z19; \
-	VBROADCASTSS expC6<>(SB), Z20; \
-	VBROADCASTSS expC5<>(SB), Z21; \
-	VBROADCASTSS expC4<>(SB), Z22; \
-	VBROADCASTSS expC3<>(SB), Z23; \
-	VBROADCASTSS expC2<>(SB), Z24; \
-	VBROADCASTSS expHalf<>(SB), Z25; \
-	VBROADCASTSS expOne<>(SB), Z26; \
-	VPBROADCASTD exp127<>(SB), Z27; \
-	VBROADCASTSS expCut<>(SB), Z28; \
-	VPXORD Z30, Z30, Z30; \
+	EXP512_CONSTS; \
 	VBROADCASTSS erfA1<>(SB), Z11; \
 	VBROADCASTSS erfA2<>(SB), Z12; \
 	VBROADCASTSS erfA3<>(SB), Z13; \
@@ -610,6 +581,17 @@ F32X8(invSqrt2Pi<>, 0x3ecc422a) // 0.3989422804
 	VCMPPS $1, Z30, Z10, K3; \
 	VMOVAPS Z3, K3, Z8
 
+// GELUDERIV512 takes the gate v in Z10 and hidden h in Z9 and leaves
+// GELU(v) in Z1 and h·GELU′(v) = h·(Φ(v) + v·φ(v)) in Z2 (and PHI512's
+// clobbers).
+#define GELUDERIV512 \
+	PHI512; \
+	VMULPS      Z10, Z8, Z1; \
+	VMULPS      Z31, Z4, Z4; \
+	VMOVAPS     Z8, Z2; \
+	VFMADD231PS Z4, Z10, Z2; \
+	VMULPS      Z9, Z2, Z2
+
 // func gegluAVX512(dst, hidden, gate *float32, n int): dst = hidden·gate·Φ(gate).
 TEXT ·gegluAVX512(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI
@@ -636,10 +618,7 @@ gegluloop:
 geglutail:
 	TESTQ CX, CX
 	JZ    geglu_done
-	MOVL  $1, AX
-	SHLL  CX, AX
-	DECL  AX
-	KMOVW AX, K1
+	TAILMASK
 	VMOVUPS.Z (SI), K1, Z10
 	VMOVUPS.Z (BX), K1, Z9
 	PHI512
@@ -667,13 +646,8 @@ gglooop:
 	JLT  ggtail
 	VMOVUPS (SI), Z10
 	VMOVUPS (BX), Z9
-	PHI512
+	GELUDERIV512
 	VMOVUPS     (DX), Z7
-	VMULPS      Z10, Z8, Z1
-	VMULPS      Z31, Z4, Z4
-	VMOVAPS     Z8, Z2
-	VFMADD231PS Z4, Z10, Z2
-	VMULPS      Z9, Z2, Z2
 	VMOVUPS     (DI), Z5
 	VFMADD231PS Z1, Z7, Z5
 	VMOVUPS     Z5, (DI)
@@ -691,19 +665,11 @@ gglooop:
 ggtail:
 	TESTQ CX, CX
 	JZ    gg_done
-	MOVL  $1, AX
-	SHLL  CX, AX
-	DECL  AX
-	KMOVW AX, K1
+	TAILMASK
 	VMOVUPS.Z (SI), K1, Z10
 	VMOVUPS.Z (BX), K1, Z9
-	PHI512
+	GELUDERIV512
 	VMOVUPS.Z   (DX), K1, Z7
-	VMULPS      Z10, Z8, Z1
-	VMULPS      Z31, Z4, Z4
-	VMOVAPS     Z8, Z2
-	VFMADD231PS Z4, Z10, Z2
-	VMULPS      Z9, Z2, Z2
 	VMOVUPS.Z   (DI), K1, Z5
 	VFMADD231PS Z1, Z7, Z5
 	VMOVUPS     Z5, K1, (DI)
