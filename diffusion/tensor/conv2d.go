@@ -62,10 +62,14 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	}
 	out := newUninit(n, cout, ho, wo) // every element is written by the products below
 	hw := ho * wo
+	var biasData []float32
+	if bias != nil {
+		biasData = bias.Data
+	}
 	// product writes out[Cout, cols] (row stride hw) = W·B plus the bias.
 	product := func(cols, k int, w, b []float32, ldb int, dst []float32) {
-		if bias != nil {
-			gemmBias(cout, cols, k, w, k, b, ldb, bias.Data, dst, hw)
+		if biasData != nil {
+			gemmBias(cout, cols, k, w, k, b, ldb, biasData, dst, hw)
 		} else {
 			gemm(false, false, cout, cols, k, 1, w, k, b, ldb, 0, dst, hw)
 		}
@@ -76,16 +80,9 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	wd, scratch := weightData(weight, isTracked)
 	pointwise := kh == 1 && kw == 1 && p.Stride == 1 && p.Padding == 0
 	band := max(1, min(ho, maxColFloats/max(1, kdim*wo)))
-	var biasData []float32
-	if bias != nil {
-		biasData = bias.Data
-	}
-	switch {
-	case pointwise:
-		for i := 0; i < n; i++ {
-			product(hw, cin, wd, xd[i*cin*h*w:(i+1)*cin*h*w], hw, out.Data[i*cout*hw:(i+1)*cout*hw])
-		}
-	case p.Stride == 1 && wo == w && implicitConv(func(i int) func(dst []float32, ld, q0, kq, j0, n int) {
+	// im2colBlocks(i) fills any block of image i's im2col matrix (stride 1,
+	// same width): the B operand of an implicit GEMM.
+	im2colBlocks := func(i int) func(dst []float32, ld, q0, kq, j0, n int) {
 		img := xd[i*cin*h*w : (i+1)*cin*h*w]
 		return func(dst []float32, ld, q0, kq, j0, cnt int) {
 			for q := range kq {
@@ -94,7 +91,13 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 				im2colShifted(dst[q*ld:q*ld+cnt], img[c*h*w:(c+1)*h*w], h, w, ki-p.Padding, kj-p.Padding, j0, cnt)
 			}
 		}
-	}, n, cout, hw, kdim, wd, biasData, out.Data):
+	}
+	switch {
+	case pointwise:
+		for i := 0; i < n; i++ {
+			product(hw, cin, wd, xd[i*cin*h*w:(i+1)*cin*h*w], hw, out.Data[i*cout*hw:(i+1)*cout*hw])
+		}
+	case p.Stride == 1 && wo == w && implicitConv(im2colBlocks, n, cout, hw, kdim, wd, biasData, out.Data):
 		// Implicit GEMM: each kc×nc block of the im2col matrix is built as
 		// the product packs it, never the whole matrix.
 	default:
@@ -180,10 +183,11 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 }
 
 // implicitConv runs, for each of n images, out_i [Cout, hw] = W·B_i (+ bias)
-// with B_i given by fill(i) (see sgemmProblem.bFill), when BLAS is Packed;
-// it reports false, having done nothing, otherwise.
+// with B_i given by fill(i) (see sgemmProblem.bFill), when BLAS is Packed
+// and the product is not empty; it reports false, having done nothing,
+// otherwise.
 func implicitConv(fill func(i int) func(dst []float32, ld, q0, kq, j0, n int), n, cout, hw, kdim int, w, bias, out []float32) bool {
-	if _, packed := BLAS.(Packed); !packed {
+	if _, packed := BLAS.(Packed); !packed || cout == 0 || hw == 0 || kdim == 0 {
 		return false
 	}
 	for i := 0; i < n; i++ {

@@ -76,13 +76,9 @@ func gemmBias(m, n, k int, a []float32, lda int, b []float32, ldb int, bias, c [
 }
 
 // gemmFilled computes C = A·B (+ bias[i] on each row i when bias is set)
-// with B k×n given by a block filler (see sgemmProblem.bFill) when BLAS is
-// Packed, and reports whether it did; callers fall back to a stored B.
-func gemmFilled(m, n, k int, a []float32, lda int, bFill func(dst []float32, ld, q0, kq, j0, n int), bias, c []float32, ldc int) bool {
-	if _, packed := BLAS.(Packed); !packed || m == 0 || n == 0 || k == 0 {
-		return false
-	}
+// with B k×n given by a block filler (see sgemmProblem.bFill), through
+// Packed's kernels whatever BLAS is: callers check that BLAS is Packed.
+func gemmFilled(m, n, k int, a []float32, lda int, bFill func(dst []float32, ld, q0, kq, j0, n int), bias, c []float32, ldc int) {
 	flops.Add(2 * int64(m) * int64(n) * int64(k))
 	sgemmFilled(sgemmKernel, m, n, k, a, lda, bFill, bias, c, ldc)
-	return true
 }
