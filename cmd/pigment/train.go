@@ -49,7 +49,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	uncond := fs.Float64("uncond-prob", 0.1, "fraction of captions dropped, for classifier-free guidance")
 	minSNR := fs.Float64("min-snr", 0, "Min-SNR loss weighting γ (0: plain MSE, right for pigment-tiny's zero-terminal-SNR v-prediction, where Min-SNR would give the noisiest steps no weight)")
 	stages := fs.String("stages", "vae,decoder,unet", "stages to run now, comma-separated: vae (autoencoder), decoder (its fine-tuning), unet (UNet + text encoder); later stages need earlier ones finished")
-	drills := fs.Float64("drills", 0.4, "with --data shapes: fraction of geometry drills (a white object on black) among the UNet's training scenes")
+	drills := fs.Float64("drills", 0.4, "with --data shapes: fraction of geometry drills (a single object, white on black) among the UNet's training scenes")
+	colourDrills := fs.Float64("colour-drills", 0, "with --data shapes: fraction of the drills drawn in random palette colours instead of white on black")
 	every := fs.Int("checkpoint-every", 500, "steps between checkpoints")
 	export := fs.Bool("export", false, "write --out from the EMA weights of the last UNet checkpoint in --work and stop, without training (to try a run in progress)")
 	fs.Usage = func() {
@@ -79,6 +80,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !(*drills >= 0 && *drills <= 1) {
 		return usagef("--drills must be in [0, 1], got %v", *drills)
 	}
+	if !(*colourDrills >= 0 && *colourDrills <= 1) {
+		return usagef("--colour-drills must be in [0, 1], got %v", *colourDrills)
+	}
 	if *every < 1 {
 		return usagef("--checkpoint-every must be at least 1, got %d", *every)
 	}
@@ -96,7 +100,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var ds, unetData train.Dataset
 	if *data == "shapes" {
 		ds = train.Shapes{Seed: *seed, ImageSize: *size}
-		unetData = train.Shapes{Seed: *seed, ImageSize: *size, Drills: *drills}
+		unetData = train.Shapes{Seed: *seed, ImageSize: *size, Drills: *drills, ColourDrills: *colourDrills}
 	} else {
 		st, err := os.Stat(*data)
 		if err != nil || !st.IsDir() {

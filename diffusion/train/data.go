@@ -37,20 +37,28 @@ type Dataset interface {
 
 // Shapes is the synthetic scene data set of package shapes: example i is
 // the first scene of a sampler seeded by (Seed, i), rendered at ImageSize,
-// or with probability Drills (decided by (Seed, i) too) a geometry drill
-// (shapes.Sampler.NextDrill).
+// or with probability Drills (decided by (Seed, i) too) a geometry drill:
+// white on black (shapes.Sampler.NextDrill), or with probability
+// ColourDrills among drills in palette colours (NextColourDrill).
 type Shapes struct {
-	Seed      uint64
-	ImageSize int
-	Drills    float64
+	Seed         uint64
+	ImageSize    int
+	Drills       float64
+	ColourDrills float64
 }
 
 // Example implements Dataset.
 func (d Shapes) Example(i int) Example {
 	s := shapes.NewSampler(d.Seed^(uint64(i)*0x9e3779b97f4a7c15), d.ImageSize)
 	next := s.Next
-	if d.Drills > 0 && rand.New(rand.NewPCG(d.Seed, uint64(i))).Float64() < d.Drills {
-		next = s.NextDrill
+	if d.Drills > 0 {
+		r := rand.New(rand.NewPCG(d.Seed, uint64(i)))
+		if r.Float64() < d.Drills {
+			next = s.NextDrill
+			if d.ColourDrills > 0 && r.Float64() < d.ColourDrills {
+				next = s.NextColourDrill
+			}
+		}
 	}
 	scene, caption := next()
 	return Example{Key: fmt.Sprint(scene), Image: shapes.ToCHW(shapes.Render(scene, d.ImageSize)), Caption: caption}

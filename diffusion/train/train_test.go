@@ -438,28 +438,44 @@ func TestL1Gradient(t *testing.T) {
 }
 
 // TestShapesDrills checks that Shapes mixes in the fraction of geometry
-// drills asked for, deterministically, and none when Drills is 0.
+// drills asked for, white on black or coloured, deterministically, and none
+// when Drills is 0. Coloured drills are single-object scenes, so they show
+// as a rise in single-object scenes over the sampler's 80%.
 func TestShapesDrills(t *testing.T) {
-	isDrill := func(e Example) bool {
+	isWhiteDrill := func(e Example) bool {
 		return strings.HasPrefix(e.Key, "{black [{") && strings.Count(e.Key, "{") == 2 && strings.Contains(e.Key, " white ")
 	}
 	for _, c := range []struct {
-		drills   float64
-		min, max float64
-	}{{0, 0, 0.02}, {0.4, 0.37, 0.43}, {1, 1, 1}} {
-		d := Shapes{Seed: 1, ImageSize: 16, Drills: c.drills}
-		n := 0
+		drills, colour float64
+		white, single  float64 // expected fractions
+	}{
+		{0, 0, 0, 0.8},
+		{0.4, 0, 0.4, 0.88},
+		{1, 0, 1, 1},
+		{0.5, 1, 0, 0.9},
+		{0.4, 0.5, 0.2, 0.88},
+	} {
+		d := Shapes{Seed: 1, ImageSize: 16, Drills: c.drills, ColourDrills: c.colour}
+		white, single := 0, 0
 		for i := range 2000 {
 			e := d.Example(i)
-			if isDrill(e) {
-				n++
+			if isWhiteDrill(e) {
+				white++
+			}
+			if strings.Count(e.Key, "{") == 2 {
+				single++
 			}
 			if i < 20 && e.Key != d.Example(i).Key {
 				t.Fatalf("example %d is not deterministic", i)
 			}
 		}
-		if f := float64(n) / 2000; f < c.min || f > c.max {
-			t.Errorf("Drills %v: %.3f of the examples are drills, want [%v, %v]", c.drills, f, c.min, c.max)
+		// White on black among the other single-object scenes: 1 in 90
+		// colour pairs, so up to about 1.1% more.
+		if f := float64(white) / 2000; f < c.white-0.03 || f > c.white+0.03 {
+			t.Errorf("Drills %v, ColourDrills %v: %.3f of the examples are white drills, want %v", c.drills, c.colour, f, c.white)
+		}
+		if f := float64(single) / 2000; f < c.single-0.03 || f > c.single+0.03 {
+			t.Errorf("Drills %v, ColourDrills %v: %.3f of the examples have one object, want %v", c.drills, c.colour, f, c.single)
 		}
 	}
 }

@@ -425,43 +425,67 @@ func TestPaletteSeparation(t *testing.T) {
 	}
 }
 
-// TestNextDrill checks the geometry drills: a complete single white object
-// on black, never a held-out combination, every shape, size and position
-// drawn, captions that parse back to the scene, deterministic by seed.
+// TestNextDrill checks the geometry drills, white on black and coloured: a
+// complete single object, never a held-out combination, every shape, size
+// and position (and for coloured drills every palette colour, object and
+// background) drawn, captions that parse back to the scene, deterministic
+// by seed.
 func TestNextDrill(t *testing.T) {
-	s, again := NewSampler(3, 64), NewSampler(3, 64)
-	seen := map[string]bool{}
-	for i := range 5000 {
-		sc, c := s.NextDrill()
-		sc2, c2 := again.NextDrill()
-		if c != c2 || !reflect.DeepEqual(sc, sc2) {
-			t.Fatalf("drill %d differs for the same seed", i)
-		}
-		if err := sc.Validate(); err != nil || !sc.Complete() || len(sc.Objects) != 1 {
-			t.Fatalf("drill %d: invalid scene %+v: %v", i, sc, err)
-		}
-		o := sc.Objects[0]
-		if o.Colour != "white" || sc.Background != "black" {
-			t.Fatalf("drill %d: %s on %s, want white on black", i, o.Colour, sc.Background)
-		}
-		if HeldOut(o, sc.Background) {
-			t.Fatalf("drill %d: held-out combination %+v", i, o)
-		}
-		p, err := ParseCaption(c)
-		if err != nil {
-			t.Fatalf("drill %d: caption %q: %v", i, c, err)
-		}
-		po := p.Objects[0]
-		if po.Shape != o.Shape || po.Colour != o.Colour || po.Size != "" && po.Size != o.Size || po.Position != "" && po.Position != o.Position {
-			t.Fatalf("drill %d: caption %q does not describe %+v", i, c, o)
-		}
-		seen[o.Shape] = true
-		seen[o.Size] = true
-		seen[o.Position] = true
-	}
-	for _, w := range slices.Concat(Shapes, Sizes, Positions) {
-		if !seen[w] {
-			t.Errorf("no drill with %q in 5000", w)
-		}
+	for _, tc := range []struct {
+		name   string
+		next   func(*Sampler) (Scene, string)
+		colour bool
+	}{
+		{"white", (*Sampler).NextDrill, false},
+		{"colour", (*Sampler).NextColourDrill, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, again := NewSampler(3, 64), NewSampler(3, 64)
+			seen := map[string]bool{}
+			for i := range 5000 {
+				sc, c := tc.next(s)
+				sc2, c2 := tc.next(again)
+				if c != c2 || !reflect.DeepEqual(sc, sc2) {
+					t.Fatalf("drill %d differs for the same seed", i)
+				}
+				if err := sc.Validate(); err != nil || !sc.Complete() || len(sc.Objects) != 1 {
+					t.Fatalf("drill %d: invalid scene %+v: %v", i, sc, err)
+				}
+				o := sc.Objects[0]
+				switch {
+				case !tc.colour && (o.Colour != "white" || sc.Background != "black"):
+					t.Fatalf("drill %d: %s on %s, want white on black", i, o.Colour, sc.Background)
+				case o.Colour == sc.Background:
+					t.Fatalf("drill %d: %s on %s", i, o.Colour, sc.Background)
+				}
+				if HeldOut(o, sc.Background) {
+					t.Fatalf("drill %d: held-out combination %+v", i, o)
+				}
+				p, err := ParseCaption(c)
+				if err != nil {
+					t.Fatalf("drill %d: caption %q: %v", i, c, err)
+				}
+				po := p.Objects[0]
+				if po.Shape != o.Shape || po.Colour != o.Colour || po.Size != "" && po.Size != o.Size || po.Position != "" && po.Position != o.Position {
+					t.Fatalf("drill %d: caption %q does not describe %+v", i, c, o)
+				}
+				seen[o.Shape] = true
+				seen[o.Size] = true
+				seen[o.Position] = true
+				seen["object "+o.Colour] = true
+				seen["background "+sc.Background] = true
+			}
+			want := slices.Concat(Shapes, Sizes, Positions)
+			if tc.colour {
+				for _, c := range Colours {
+					want = append(want, "object "+c, "background "+c)
+				}
+			}
+			for _, w := range want {
+				if !seen[w] {
+					t.Errorf("no drill with %q in 5000", w)
+				}
+			}
+		})
 	}
 }

@@ -45,10 +45,33 @@ func (s *Sampler) Next() (Scene, string) {
 // from the caption at all (on the full scenes alone, colour dominates the
 // loss and position words were ignored: see BENCHMARKS.md).
 func (s *Sampler) NextDrill() (Scene, string) {
+	return s.drill(func() (string, string) { return "white", "black" })
+}
+
+// NextColourDrill is NextDrill with the object and background colours
+// drawn from the palette (two different colours) instead of white on black:
+// a single object whose shape, size and position are uniform like a
+// drill's. A model trained on white drills alone draws their shapes but
+// not those of coloured objects (it learns geometry for white on black
+// only); these drills carry the shapes over to every colour.
+func (s *Sampler) NextColourDrill() (Scene, string) {
+	return s.drill(func() (string, string) {
+		for {
+			if c, bg := s.pick(Colours), s.pick(Colours); c != bg {
+				return c, bg
+			}
+		}
+	})
+}
+
+// drill draws a single-object scene with the colours colours returns,
+// redrawing held-out combinations.
+func (s *Sampler) drill(colours func() (object, background string)) (Scene, string) {
 	for {
-		sc := Scene{Background: "black", Objects: []Object{{
-			Shape: s.pick(Shapes), Colour: "white", Size: s.pick(Sizes), Position: s.pick(Positions),
-		}}}
+		o := Object{Shape: s.pick(Shapes), Size: s.pick(Sizes), Position: s.pick(Positions)}
+		var bg string
+		o.Colour, bg = colours()
+		sc := Scene{Background: bg, Objects: []Object{o}}
 		if !sceneHeldOut(sc) {
 			return sc, Caption(sc, s.rng)
 		}
