@@ -42,6 +42,13 @@ func (c *Conv2d) Forward(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.Conv2d(x, c.Weight, c.Bias, c.Conv2dParams)
 }
 
+// ForwardUpsampled2x is Forward of x upsampled 2x by nearest neighbour,
+// [N, in, H, W] → [N, out, 2H', 2W'] for a size-keeping convolution,
+// without storing the upsampled x (tensor.Conv2dUpsample2x).
+func (c *Conv2d) ForwardUpsampled2x(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.Conv2dUpsample2x(x, c.Weight, c.Bias, c.Conv2dParams)
+}
+
 // GroupNorm is torch.nn.GroupNorm with affine weight and bias [C].
 type GroupNorm struct {
 	Weight, Bias *tensor.Tensor

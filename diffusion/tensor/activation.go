@@ -169,7 +169,7 @@ func mapInPlace(x *Tensor, f func(dst, src []float32), df func(dx, g, x []float3
 	src := x.Data
 	fresh := tracked(x)
 	if fresh {
-		x.Data = make([]float32, len(src))
+		x.Data = makeFloats(len(src))
 	}
 	dst := x.Data
 	parallelFor(len(dst), 1<<14, func(lo, hi int) { f(dst[lo:hi], src[lo:hi]) })

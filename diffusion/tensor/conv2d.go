@@ -182,6 +182,105 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	return out
 }
 
+// Conv2dUpsample2x is Conv2d(UpsampleNearest2x(x), weight, bias, p), the
+// upsampler of diffusers' Upsample2D (interpolate(scale_factor=2.0,
+// mode="nearest"), then a 3x3 padding-1 convolution), with the same
+// result bit for bit. x: [N, Cin, H, W] → [N, Cout, H'', W''] with
+// H'' = Conv2dOutSize(2H, KH, p).
+//
+// When the convolution keeps the upsampled size (stride 1, KW = 2·padding
+// + 1), BLAS is Packed and nothing is tracked, the upsampled input is never
+// stored: the implicit GEMM's filler reads each entry of its im2col matrix
+// from x (im2colUpsampled). In a 512x512 SD VAE decode that saves writing
+// and reading 416 MB of upsampled activations. Otherwise, and for the
+// backward step, it is the composition.
+func Conv2dUpsample2x(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
+	mustFloat32("Conv2dUpsample2x input", x)
+	mustFloat32("Conv2dUpsample2x bias", bias)
+	if x.Dims() != 4 || weight.Dims() != 4 {
+		panic(fmt.Sprintf("tensor: Conv2dUpsample2x needs 4-D input and weight, got %v and %v", x.Shape, weight.Shape))
+	}
+	_, packed := BLAS.(Packed)
+	n, cin, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	cout, kh, kw := weight.Shape[0], weight.Shape[2], weight.Shape[3]
+	if !packed || p.Stride > 1 || kw != 2*p.Padding+1 || tracked(x, weight, bias) ||
+		weight.Shape[1] != cin || bias != nil && bias.Len() != cout || h == 0 || w == 0 || cout == 0 {
+		up := UpsampleNearest2x(x)
+		return Replace(up, Conv2d(up, weight, bias, p))
+	}
+	ho, wo := Conv2dOutSize(2*h, kh, p), 2*w
+	if ho <= 0 {
+		panic(fmt.Sprintf("tensor: Conv2dUpsample2x output of %v with kernel %dx%d is empty", x.Shape, kh, kw))
+	}
+	out := newUninit(n, cout, ho, wo) // every element is written by the product
+	var biasData []float32
+	if bias != nil {
+		biasData = bias.Data
+	}
+	wd, scratch := weightData(weight, false)
+	implicitConv(func(i int) func(dst []float32, ld, q0, kq, j0, n int) {
+		img := x.Data[i*cin*h*w : (i+1)*cin*h*w]
+		return func(dst []float32, ld, q0, kq, j0, cnt int) {
+			for q := range kq {
+				r := q0 + q
+				c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
+				im2colUpsampled(dst[q*ld:q*ld+cnt], img[c*h*w:(c+1)*h*w], h, w, ki-p.Padding, kj-p.Padding, j0, cnt)
+			}
+		}
+	}, n, cout, ho*wo, cin*kh*kw, wd, biasData, out.Data)
+	putScratch(scratch)
+	return out
+}
+
+// im2colUpsampled is im2colShifted over the nearest-neighbour 2x upsampling
+// of plane [h, w] without storing it: it fills dst [n] with entries j0 …
+// j0+n−1 of one im2col row of the [2h, 2w] upsampled plane, where entry j
+// (oy = j/2w, ox = j%2w) is plane[(oy+dy)/2, (ox+dx)/2] when 0 ≤ oy+dy < 2h
+// and 0 ≤ ox+dx < 2w, else 0.
+func im2colUpsampled(dst, plane []float32, h, w, dy, dx, j0, n int) {
+	w2 := 2 * w
+	for j := j0; j < j0+n; {
+		oy, ox := j/w2, j%w2
+		cnt := min(w2-ox, j0+n-j)
+		d := dst[j-j0 : j-j0+cnt]
+		if iy := oy + dy; iy < 0 || iy >= 2*h {
+			clear(d)
+		} else {
+			upsampleRow(d, plane[(iy/2)*w:(iy/2+1)*w], ox+dx)
+		}
+		j += cnt
+	}
+}
+
+// upsampleRow sets d[k] = src[(x0+k)/2] where 0 ≤ x0+k < 2·len(src), and
+// 0 elsewhere: a span of a row of src upsampled 2x by nearest neighbour.
+func upsampleRow(d, src []float32, x0 int) {
+	k := 0
+	for ; k < len(d) && x0+k < 0; k++ {
+		d[k] = 0
+	}
+	if k < len(d) && (x0+k)&1 == 1 && x0+k < 2*len(src) {
+		d[k] = src[(x0+k)/2]
+		k++
+	}
+	if i := (x0 + k) / 2; k < len(d) && i < len(src) {
+		pairs := min((len(d)-k)/2, len(src)-i)
+		pd, ps := d[k:k+2*pairs], src[i:i+pairs]
+		for t, v := range ps {
+			pd[2*t] = v
+			pd[2*t+1] = v
+		}
+		k += 2 * pairs
+	}
+	for ; k < len(d); k++ {
+		if x := x0 + k; x < 2*len(src) {
+			d[k] = src[x/2]
+		} else {
+			d[k] = 0
+		}
+	}
+}
+
 // implicitConv runs, for each of n images, out_i [Cout, hw] = W·B_i (+ bias)
 // with B_i given by fill(i) (see sgemmProblem.bFill), when BLAS is Packed
 // and the product is not empty; it reports false, having done nothing,

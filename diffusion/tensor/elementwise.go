@@ -19,7 +19,7 @@ func AddTo(dst, a, b *Tensor) {
 	x, y := a.Data, b.Data
 	fresh := tracked(a, b)
 	if fresh {
-		dst.Data = make([]float32, len(x)) // see Tape: never overwrite saved values
+		dst.Data = makeFloats(len(x)) // see Tape: never overwrite saved values
 	}
 	d := dst.Data
 	parallelFor(len(d), 1<<15, func(lo, hi int) {
@@ -44,7 +44,7 @@ func Scale(x *Tensor, s float32) *Tensor {
 	src := x.Data
 	fresh := tracked(x)
 	if fresh {
-		x.Data = make([]float32, len(src))
+		x.Data = makeFloats(len(src))
 	}
 	dst := x.Data
 	parallelFor(len(dst), 1<<15, func(lo, hi int) {
@@ -79,7 +79,7 @@ func AddChannelBias(x, bias *Tensor) *Tensor {
 	src, b := x.Data, bias.Data
 	fresh := tracked(x, bias)
 	if fresh {
-		x.Data = make([]float32, len(src))
+		x.Data = makeFloats(len(src))
 	}
 	dst := x.Data
 	parallelFor(n*c, 16, func(lo, hi int) {

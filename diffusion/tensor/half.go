@@ -149,7 +149,7 @@ func weightData(w *Tensor, keep bool) (data []float32, scratch *[]float32) {
 func getScratch(n int) *[]float32 {
 	s, _ := scratchPool.Get().(*[]float32)
 	if s == nil || cap(*s) < n {
-		b := make([]float32, n) // a smaller pooled buffer is dropped
+		b := makeFloats(n) // a smaller pooled buffer is dropped
 		s = &b
 	}
 	*s = (*s)[:n]

@@ -58,7 +58,7 @@ func groupNorm(dst, x *Tensor, groups int, weight, bias *Tensor, eps float32, ow
 	var stats []float32 // mean and rstd of each (n, group), saved for backward
 	if fresh {
 		if !owned {
-			dst.Data = make([]float32, len(xd)) // see Tape: never overwrite saved values
+			dst.Data = makeFloats(len(xd)) // see Tape: never overwrite saved values
 		}
 		stats = make([]float32, 2*n*groups)
 	}

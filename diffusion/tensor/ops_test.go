@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -566,5 +567,108 @@ func TestIm2colShiftedRanges(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestIm2colUpsampledRanges checks every sub-range [j0, j0+n) of an im2col
+// row of a 2x-upsampled plane against the per-element definition, for
+// offsets past every edge and odd and even starts.
+func TestIm2colUpsampledRanges(t *testing.T) {
+	const h, w = 3, 4
+	plane := make([]float32, h*w)
+	for i := range plane {
+		plane[i] = float32(i + 1)
+	}
+	for rows := 1; rows <= 7; rows++ {
+		for dy := -3; dy <= 3; dy++ {
+			for dx := -3; dx <= 3; dx++ {
+				total := rows * 2 * w
+				for j0 := 0; j0 < total; j0++ {
+					for n := 0; j0+n <= total; n++ {
+						dst := make([]float32, n+2)
+						dst[n], dst[n+1] = -1, -1
+						im2colUpsampled(dst[:n], plane, h, w, dy, dx, j0, n)
+						for i := range n {
+							oy, ox := (j0+i)/(2*w), (j0+i)%(2*w)
+							iy, ix := oy+dy, ox+dx
+							want := float32(0)
+							if iy >= 0 && iy < 2*h && ix >= 0 && ix < 2*w {
+								want = plane[(iy/2)*w+ix/2]
+							}
+							if dst[i] != want {
+								t.Fatalf("rows %d dy %d dx %d j0 %d n %d: entry %d = %g, want %g", rows, dy, dx, j0, n, i, dst[i], want)
+							}
+						}
+						if dst[n] != -1 || dst[n+1] != -1 {
+							t.Fatalf("wrote past the range")
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestConv2dUpsample2x checks the fused upsample + convolution against
+// Conv2d of UpsampleNearest2x: bit for bit, since the products see the same
+// operands in the same order; with half weights, with BLAS not Packed and
+// with a tracked input (both the composition), and through the backward
+// step.
+func TestConv2dUpsample2x(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	cases := []struct {
+		name                  string
+		n, cin, h, w, cout, k int
+		p                     Conv2dParams
+		bias, half            bool
+	}{
+		{"3x3 pad1 (Upsample2D)", 2, 5, 4, 6, 7, 3, Conv2dParams{1, 1}, true, false},
+		{"no bias", 1, 3, 5, 3, 4, 3, Conv2dParams{1, 1}, false, false},
+		{"1x1 image", 1, 2, 1, 1, 3, 3, Conv2dParams{1, 1}, true, false},
+		{"more columns than one GEMM block", 1, 3, 20, 21, 5, 3, Conv2dParams{1, 1}, true, false},
+		{"5x5 pad2", 1, 2, 4, 5, 3, 5, Conv2dParams{1, 2}, true, false},
+		{"1x1 kernel", 2, 4, 3, 3, 2, 1, Conv2dParams{1, 0}, true, false},
+		{"3x3 pad0 (composition)", 1, 2, 4, 4, 3, 3, Conv2dParams{1, 0}, true, false},
+		{"3x3 stride 2 (composition)", 1, 2, 4, 4, 3, 3, Conv2dParams{2, 1}, true, false},
+		{"half weights", 1, 4, 5, 5, 6, 3, Conv2dParams{1, 1}, true, true},
+	}
+	for _, c := range cases {
+		for _, packed := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/packed=%v", c.name, packed), func(t *testing.T) {
+				if !packed {
+					old := BLAS
+					BLAS = struct{ Packed }{}
+					defer func() { BLAS = old }()
+				}
+				x := randn(r, c.n, c.cin, c.h, c.w)
+				w := randn(r, c.cout, c.cin, c.k, c.k)
+				if c.half {
+					w = FromHalf(randHalf(r, F16, w.Len()), F16, w.Shape...)
+				}
+				var b *Tensor
+				if c.bias {
+					b = randn(r, c.cout)
+				}
+				got := Conv2dUpsample2x(x, w, b, c.p)
+				want := Conv2d(UpsampleNearest2x(x), w, b, c.p)
+				if !slices.Equal(got.Shape, want.Shape) || !slices.Equal(got.Data, want.Data) {
+					t.Fatalf("shape %v, want %v, or the values differ", got.Shape, want.Shape)
+				}
+			})
+		}
+	}
+	// Tracked: the composition, with its gradient.
+	x := randn(r, 1, 2, 3, 3)
+	w, b := randn(r, 2, 2, 3, 3), randn(r, 2)
+	tp := NewTape()
+	tp.Watch(x)
+	y := Conv2dUpsample2x(x, w, b, Conv2dParams{1, 1})
+	tp.Backward(Sum(y), nil)
+	xr := x.Detach()
+	tp2 := NewTape()
+	tp2.Watch(xr)
+	tp2.Backward(Sum(Conv2d(UpsampleNearest2x(xr), w, b, Conv2dParams{1, 1})), nil)
+	if !slices.Equal(x.Grad().Data, xr.Grad().Data) {
+		t.Fatalf("gradient %v, want %v", x.Grad().Data, xr.Grad().Data)
 	}
 }

@@ -133,7 +133,7 @@ func newUninit(shape ...int) *Tensor {
 	if b := get(n); b != nil {
 		return &Tensor{Shape: append([]int(nil), shape...), Data: b}
 	}
-	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, n)}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: makeFloats(n)}
 }
 
 // Replace releases old (see Release) unless next shares its storage, and

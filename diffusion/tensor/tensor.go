@@ -63,7 +63,7 @@ func New(shape ...int) *Tensor {
 		parallelFor(n, 1<<16, func(lo, hi int) { clear(b[lo:hi]) })
 		return &Tensor{Shape: append([]int(nil), shape...), Data: b}
 	}
-	return &Tensor{Shape: append([]int(nil), shape...), Data: make([]float32, n)}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: makeFloats(n)}
 }
 
 // FromData wraps data (not copied) as a tensor of the given shape.

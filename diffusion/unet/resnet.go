@@ -119,8 +119,8 @@ func NewUpsample2D(w nn.Weights, channels, out int) *Upsample2D {
 // Forward maps x [N, C, H, W] to [N, out, outH, outW]; outH, outW = 0 means
 // 2H, 2W.
 func (u *Upsample2D) Forward(x *tensor.Tensor, outH, outW int) *tensor.Tensor {
-	if outH == 0 {
-		outH, outW = 2*x.Shape[2], 2*x.Shape[3]
+	if outH == 0 || outH == 2*x.Shape[2] && outW == 2*x.Shape[3] {
+		return u.Conv.ForwardUpsampled2x(x)
 	}
 	up := tensor.UpsampleNearest(x, outH, outW)
 	return tensor.Replace(up, u.Conv.Forward(up))
