@@ -185,8 +185,8 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 // Conv2dUpsample2x is Conv2d(UpsampleNearest2x(x), weight, bias, p), the
 // upsampler of diffusers' Upsample2D (interpolate(scale_factor=2.0,
 // mode="nearest"), then a 3x3 padding-1 convolution), with the same
-// result bit for bit. x: [N, Cin, H, W] → [N, Cout, H”, W”] with
-// H” = Conv2dOutSize(2H, KH, p).
+// result bit for bit. x: [N, Cin, H, W] → [N, Cout, Ho, Wo] with
+// Ho = Conv2dOutSize(2H, KH, p), Wo likewise.
 //
 // When the convolution keeps the upsampled size (stride 1, KW = 2·padding
 // + 1), BLAS is Packed and nothing is tracked, the upsampled input is never
