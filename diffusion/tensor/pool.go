@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -49,15 +50,15 @@ func PoolLimit(floats int) int {
 func trim() {
 	for pool.floats > int(poolLimit.Load()) {
 		pool.floats -= len(pool.free[0])
-		pool.free = pool.free[1:]
+		pool.free = slices.Delete(pool.free, 0, 1) // clears the vacated slot: no hidden reference
+
 	}
 }
 
 var pool struct {
 	mu     sync.Mutex
-	free   [][]float32      // pooled buffers, oldest first
-	floats int              // their total length
-	lent   map[*float32]int // full length of buffers handed out shorter
+	free   [][]float32 // pooled buffers, oldest first
+	floats int         // their total length
 }
 
 // pendingSteps counts recorded backward steps not yet run or reset on any
@@ -88,10 +89,7 @@ func Release(ts ...*Tensor) {
 func put(b []float32) {
 	pool.mu.Lock()
 	defer pool.mu.Unlock()
-	if full, ok := pool.lent[&b[0]]; ok { // a pooled buffer lent out shorter
-		delete(pool.lent, &b[0])
-		b = b[:full]
-	}
+	b = b[:cap(b)] // a pooled buffer lent out shorter comes back whole
 	pool.free = append(pool.free, b[:len(b):len(b)])
 	pool.floats += len(b)
 	trim()
@@ -115,15 +113,10 @@ func get(n int) []float32 {
 		return nil
 	}
 	b := pool.free[best]
-	pool.free = append(pool.free[:best], pool.free[best+1:]...)
+	pool.free = slices.Delete(pool.free, best, best+1)
 	pool.floats -= len(b)
-	if len(b) > n {
-		if pool.lent == nil {
-			pool.lent = map[*float32]int{}
-		}
-		pool.lent[&b[0]] = len(b)
-	}
-	return b[:n]
+	return b[:n] // its capacity keeps the full length for put
+
 }
 
 // newUninit returns a tensor of the given shape whose contents are

@@ -1,7 +1,9 @@
 package tensor
 
 import (
+	"runtime"
 	"slices"
+	"time"
 	"testing"
 	"unsafe"
 )
@@ -10,11 +12,11 @@ import (
 func resetPool(t *testing.T) {
 	t.Helper()
 	pool.mu.Lock()
-	pool.free, pool.floats, pool.lent = nil, 0, nil
+	pool.free, pool.floats = nil, 0
 	pool.mu.Unlock()
 	t.Cleanup(func() {
 		pool.mu.Lock()
-		pool.free, pool.floats, pool.lent = nil, 0, nil
+		pool.free, pool.floats = nil, 0
 		pool.mu.Unlock()
 	})
 }
@@ -48,6 +50,48 @@ func TestReleaseReuse(t *testing.T) {
 	Release(c)
 	if e := New(n / 4 * 3); first(e) == pa {
 		t.Fatal("a request much smaller than a pooled buffer took it")
+	}
+}
+
+// TestPoolDropsReferences checks that buffers the pool no longer holds are
+// left to the garbage collector: one lent out shorter than it is and then
+// dropped without Release, and one trimmed beyond the limit. (The pool once
+// kept a map of lent buffers to restore their length, and stale slots in
+// its list; training leaked a VAE encoder's activations through them, about
+// 1 MB per step.)
+func TestPoolDropsReferences(t *testing.T) {
+	n := 4 * minPooledLen
+	for _, c := range []struct {
+		name string
+		drop func(a *Tensor)
+	}{
+		{"lent shorter", func(a *Tensor) {
+			Release(a)
+			if b := newUninit(n - n/16); len(b.Data) != n-n/16 || cap(b.Data) != n {
+				t.Fatalf("lent len %d cap %d, want %d and %d", len(b.Data), cap(b.Data), n-n/16, n)
+			}
+		}},
+		{"trimmed", func(a *Tensor) {
+			defer PoolLimit(PoolLimit(n))
+			Release(a, newUninit(n)) // the second pushes a out
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resetPool(t)
+			a := newUninit(n)
+			freed := make(chan struct{})
+			runtime.AddCleanup(&a.Data[0], func(ch chan struct{}) { close(ch) }, freed)
+			c.drop(a)
+			for range 20 {
+				runtime.GC()
+				select {
+				case <-freed:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			t.Fatal("the buffer was never freed")
+		})
 	}
 }
 
