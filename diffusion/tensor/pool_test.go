@@ -3,8 +3,8 @@ package tensor
 import (
 	"runtime"
 	"slices"
-	"time"
 	"testing"
+	"time"
 	"unsafe"
 )
 
