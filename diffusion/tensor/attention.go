@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // maxScoreFloats bounds the attention score block one worker holds at a time
@@ -45,15 +46,21 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 		panic(fmt.Sprintf("tensor: Attention shapes q %v k %v v %v with %d heads", q.Shape, k.Shape, v.Shape, heads))
 	}
 	d, dv := hd/heads, hdv/heads
-	out := New(b, lq, hdv)
 	if lq == 0 || lk == 0 {
-		return out
+		return New(b, lq, hdv)
 	}
+	out := newUninit(b, lq, hdv) // every element is written by a P·V product
 	qd, kd, vd := q.Data, k.Data, v.Data
 	chunk := max(1, min(lq, maxScoreFloats/lk))
 	nChunks := (lq + chunk - 1) / chunk
+	var mu sync.Mutex
+	var held []*[]float32 // the workers' score blocks, pooled scratch
 	eachTask(b*heads*nChunks, func() func(int) {
-		scores := make([]float32, chunk*lk)
+		buf := getScratch(chunk * lk)
+		mu.Lock()
+		held = append(held, buf)
+		mu.Unlock()
+		scores := *buf
 		return func(t int) {
 			bh, c := t/nChunks, t%nChunks
 			bi, h := bh/heads, bh%heads
@@ -77,6 +84,9 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 			gemm(false, false, rows, dv, lk, 1, s, lk, vs, hdv, 0, os, hdv)
 		}
 	})
+	for _, buf := range held {
+		putScratch(buf)
+	}
 	if !tracked(q, k, v) {
 		return out
 	}

@@ -147,13 +147,11 @@ func (p *sgemmProblem) runTransposed() {
 	q.a, q.lda, q.b, q.ldb = p.b, p.ldb, p.a, p.lda
 	q.beta, q.c, q.ldc = 0, ct, p.m
 	q.run()
-	for i := 0; i < p.m; i++ {
-		row := p.c[i*p.ldc : i*p.ldc+p.n]
-		if p.beta == 0 {
-			for j := range row {
-				row[j] = ct[j*p.m+i]
-			}
-		} else {
+	if p.beta == 0 {
+		p.kern.transpose(p.c, p.ldc, ct, p.m, p.n, p.m)
+	} else {
+		for i := 0; i < p.m; i++ {
+			row := p.c[i*p.ldc : i*p.ldc+p.n]
 			for j := range row {
 				row[j] = ct[j*p.m+i] + p.beta*row[j]
 			}
@@ -205,6 +203,29 @@ type kernel struct {
 	fn         microKernel
 	copyPanels panelsCopier
 	transPanel panelPacker
+	transpose  transposer
+}
+
+// transposer sets dst[c·ldd+r] = src[r·lds+c] for r < rows, c < cols,
+// writing nothing else of dst.
+type transposer func(dst []float32, ldd int, src []float32, lds, rows, cols int)
+
+// transposeGo is the portable transposer, in bands of 64 columns of src
+// (rows of dst): each band reads 64 consecutive floats of every row of src.
+// Walking dst row by row instead reads src down its columns, lds floats
+// apart: with lds a power of two (4096 latent pixels) every read maps to
+// the same L1 set.
+func transposeGo(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	const band = 64
+	for c0 := 0; c0 < cols; c0 += band {
+		c1 := min(c0+band, cols)
+		for r := 0; r < rows; r++ {
+			d := dst[c0*ldd+r:]
+			for dc, v := range src[r*lds+c0 : r*lds+c1] {
+				d[dc*ldd] = v
+			}
+		}
+	}
 }
 
 // sgemmKernel is the micro-kernel Packed uses, the fastest one the CPU
@@ -527,7 +548,7 @@ func transPanelGo(dst []float32, width int, src []float32, ld, w, k int) {
 // Go, used where no assembly kernel fits the CPU.
 var genericKernel = &kernel{
 	name: "generic 4×4", mr: 4, nr: 4, mc: 128, kc: 256, nc: 2048,
-	fn: kernelGeneric4x4, copyPanels: copyPanelsGo, transPanel: transPanelGo,
+	fn: kernelGeneric4x4, copyPanels: copyPanelsGo, transPanel: transPanelGo, transpose: transposeGo,
 }
 
 func kernelGeneric4x4(k int, ap, bp, cp *float32, ldc int, alpha, beta float32) {

@@ -21,7 +21,7 @@ func kernel14x32AVX512(k int, a, b, c *float32, ldc int, alpha, beta float32)
 // ahead on the k = 320 products common in the SD UNet (one pass over C).
 var avx512Kernel = &kernel{
 	name: "avx512 14×32", mr: 14, nr: 32, mc: 140, kc: 384, nc: 2048,
-	fn: kernel14x32AVX512, copyPanels: copyPanelsAVX512, transPanel: transPanelAVX512,
+	fn: kernel14x32AVX512, copyPanels: copyPanelsAVX512, transPanel: transPanelAVX512, transpose: transposeAVX512,
 }
 
 // avx2Kernel is 6×16 with twelve YMM accumulators (as BLIS's Haswell and Zen
@@ -29,7 +29,7 @@ var avx512Kernel = &kernel{
 // block of A (144 KiB) sits in L2.
 var avx2Kernel = &kernel{
 	name: "avx2 6×16", mr: 6, nr: 16, mc: 144, kc: 256, nc: 2048,
-	fn: kernel6x16AVX2, copyPanels: copyPanelsGo, transPanel: transPanelAVX2,
+	fn: kernel6x16AVX2, copyPanels: copyPanelsGo, transPanel: transPanelAVX2, transpose: transposeGo,
 }
 
 //go:noescape
@@ -103,6 +103,22 @@ func transPanelAVX512(dst []float32, width int, src []float32, ld, w, k int) {
 			s = &src[j*ld]
 		}
 		transPanel16AVX512(&dst[j], width, s, ld, rows, k, min(16, width-j))
+	}
+}
+
+// transposeAVX512 is transposeGo with 16×16 blocks transposed in
+// registers by transPanel16AVX512, in bands of 16 rows of src; its masked
+// loads and stores touch only the rows that exist (rows = sw).
+func transposeAVX512(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if len(dst) < (cols-1)*ldd+rows || len(src) < (rows-1)*lds+cols {
+		panic("tensor: transposeAVX512 bounds")
+	}
+	for r0 := 0; r0 < rows; r0 += 16 {
+		sw := min(16, rows-r0)
+		transPanel16AVX512(&dst[r0], ldd, &src[r0*lds], lds, sw, cols, sw)
 	}
 }
 

@@ -541,3 +541,37 @@ func TestSgemmBias(t *testing.T) {
 		BLAS = old
 	}
 }
+
+// TestTranspose checks every kernel's transposer against the definition,
+// for sizes around its block edges, and that it writes nothing of dst
+// besides the transposed elements (dst's row stride leaves gaps).
+func TestTranspose(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	for _, kern := range append(sgemmKernels(), genericKernel) {
+		for _, rows := range []int{1, 3, 15, 16, 17, 40, 77} {
+			for _, cols := range []int{1, 7, 16, 33, 100} {
+				lds, ldd := cols+3, rows+5
+				src := make([]float32, rows*lds)
+				for i := range src {
+					src[i] = r.Float32()
+				}
+				dst := make([]float32, cols*ldd)
+				for i := range dst {
+					dst[i] = -1
+				}
+				kern.transpose(dst, ldd, src, lds, rows, cols)
+				for c := range cols {
+					for j := range ldd {
+						want := float32(-1)
+						if j < rows {
+							want = src[j*lds+c]
+						}
+						if got := dst[c*ldd+j]; got != want {
+							t.Fatalf("%s %dx%d: dst[%d][%d] = %v, want %v", kern.name, rows, cols, c, j, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
