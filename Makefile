@@ -19,12 +19,17 @@ run: build
 	$(BIN) serve --addr 127.0.0.1:8080 --data-dir pigment-data --models-dir models --workers 1
 
 # pigment-tiny, the default model, trained from scratch on the synthetic
-# shapes data set: autoencoder, decoder fine-tune, then UNet + text encoder
-# (about 1 h 20 min on 2 cores, summed from each stage's measured
+# shapes data set: autoencoder, decoder fine-tune, UNet + text encoder with
+# white-on-black geometry drills (the base model), then the UNet and text
+# encoder fine-tuned on coloured drills, which carry the shapes over to
+# coloured objects (about 2 h on 2 cores, summed from each stage's measured
 # throughput; see BENCHMARKS.md). Checkpoints go to models/pigment-tiny.work;
 # rerunning resumes.
+MODEL_WORK = models/pigment-tiny.work
 model: build
-	$(BIN) train --data shapes --out models/pigment-tiny
+	$(BIN) train --data shapes --out $(MODEL_WORK)/base --work $(MODEL_WORK)
+	$(BIN) train --data shapes --from $(MODEL_WORK)/base --out models/pigment-tiny --work $(MODEL_WORK)/colour \
+		--steps 3000 --lr LRPLACEHOLDER --warmup 100 --drills 0.5 --colour-drills 1
 
 # Score pigment-tiny on 200 held-out captions with the shapes analyser.
 eval: build

@@ -51,7 +51,6 @@ func trim() {
 	for pool.floats > int(poolLimit.Load()) {
 		pool.floats -= len(pool.free[0])
 		pool.free = slices.Delete(pool.free, 0, 1) // clears the vacated slot: no hidden reference
-
 	}
 }
 
@@ -70,7 +69,9 @@ var pendingSteps atomic.Int64
 // tensor empty (Data nil, so a later use fails loudly instead of reading
 // another tensor's values). Call it only on a tensor that nothing else
 // refers to: not a view of another, not a model weight, not an input the
-// caller still holds. It does nothing for nil, half-precision and small
+// caller still holds (the storage taken is Data up to its capacity, so a
+// view would hand out its parent's memory). It does nothing for nil,
+// half-precision and small
 // tensors, for tracked tensors, and while a tape holds recorded steps
 // (training keeps activations for the backward pass).
 func Release(ts ...*Tensor) {
@@ -116,7 +117,6 @@ func get(n int) []float32 {
 	pool.free = slices.Delete(pool.free, best, best+1)
 	pool.floats -= len(b)
 	return b[:n] // its capacity keeps the full length for put
-
 }
 
 // newUninit returns a tensor of the given shape whose contents are
