@@ -71,9 +71,8 @@ var pendingSteps atomic.Int64
 // refers to: not a view of another, not a model weight, not an input the
 // caller still holds (the storage taken is Data up to its capacity, so a
 // view would hand out its parent's memory). It does nothing for nil,
-// half-precision and small
-// tensors, for tracked tensors, and while a tape holds recorded steps
-// (training keeps activations for the backward pass).
+// half-precision and small tensors, for tracked tensors, and while a tape
+// holds recorded steps (training keeps activations for the backward pass).
 func Release(ts ...*Tensor) {
 	if pendingSteps.Load() > 0 {
 		return
