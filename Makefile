@@ -29,7 +29,7 @@ MODEL_WORK = models/pigment-tiny.work
 model: build
 	$(BIN) train --data shapes --out $(MODEL_WORK)/base --work $(MODEL_WORK)
 	$(BIN) train --data shapes --from $(MODEL_WORK)/base --out models/pigment-tiny --work $(MODEL_WORK)/colour \
-		--steps 3000 --lr LRPLACEHOLDER --warmup 100 --drills 0.5 --colour-drills 1
+		--steps 3000 --lr 6e-4 --warmup 100 --drills 0.5 --colour-drills 1
 
 # Score pigment-tiny on 200 held-out captions with the shapes analyser.
 eval: build
