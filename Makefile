@@ -22,7 +22,7 @@ run: build
 # shapes data set: autoencoder, decoder fine-tune, UNet + text encoder with
 # white-on-black geometry drills (the base model), then the UNet and text
 # encoder fine-tuned on coloured drills, which carry the shapes over to
-# coloured objects (about 2 h on 2 cores, summed from each stage's measured
+# coloured objects (about 1 h 50 min on 2 cores, summed from each stage's measured
 # throughput; see BENCHMARKS.md). Checkpoints go to models/pigment-tiny.work;
 # rerunning resumes.
 MODEL_WORK = models/pigment-tiny.work
