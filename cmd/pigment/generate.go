@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -281,9 +283,12 @@ func loadInitImage(req *diffusion.Request, path string, multiple, defaultSize in
 	return nil
 }
 
+// writePNG writes img to path through a temporary file in the same folder
+// and a rename, so an interrupted write never leaves a truncated image. The
+// temporary file is created 0666 less the umask, as os.Create would
+// (os.CreateTemp would make it 0600).
 func writePNG(path string, img image.Image, parameters string) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".pigment-*.png")
+	tmp, err := createTemp(filepath.Dir(path), ".pigment-", ".png")
 	if err != nil {
 		return err
 	}
@@ -296,4 +301,17 @@ func writePNG(path string, img image.Image, parameters string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// createTemp creates a new file dir/prefix<random>suffix with mode 0666
+// less the umask.
+func createTemp(dir, prefix, suffix string) (*os.File, error) {
+	for range 100 {
+		name := filepath.Join(dir, fmt.Sprintf("%s%d%s", prefix, rand.Uint64(), suffix))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("creating a temporary file in %s: too many names taken", dir)
 }

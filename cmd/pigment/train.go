@@ -94,6 +94,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		skip[st] = false
 	}
+	if st, err := os.Stat(*out); err == nil && !st.IsDir() {
+		return usagef("--out %s is a file, not a model directory", *out)
+	}
 	if *work == "" {
 		*work = filepath.Clean(*out) + ".work"
 	}
@@ -117,7 +120,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !isModelDir(*from) {
 			return usagef("--from %s is not a model directory (no model_index.json)", *from)
 		}
-	} else if *data != "shapes" && *size != 64 {
+	} else if *size != 64 {
 		return usagef("--image-size must be 64 when training from scratch (the pigment-tiny architecture), got %d", *size)
 	}
 	base := train.Options{Warmup: *warmup, WeightDecay: 0.01, EMADecay: *ema, MaxGradNorm: 1, Seed: *seed, CheckpointEvery: *every, LogEvery: 50}

@@ -28,6 +28,8 @@ func TestTrainEvalBadFlags(t *testing.T) {
 		{"vae steps 0", "--vae-steps", []string{"train", "--vae-steps", "0"}},
 		{"vae batch", "--vae-batch", []string{"train", "--vae-batch", "-2"}},
 		{"image size", "--image-size", []string{"train", "--image-size", "60"}},
+		{"image size from scratch", "--image-size", []string{"train", "--image-size", "32"}},
+		{"out is a file", "--out", []string{"train", "--out", "main.go"}},
 		{"missing data folder", "--data", []string{"train", "--data", "/nonexistent/images"}},
 		{"from not a model", "--from", []string{"train", "--from", "/nonexistent/model"}},
 		{"uncond prob", "--uncond-prob", []string{"train", "--uncond-prob", "1.5"}},

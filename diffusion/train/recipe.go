@@ -111,6 +111,7 @@ func (r *Recipe) Run(ctx context.Context) error {
 		return err
 	}
 	unetCfg := TinyUNetConfig()
+	unetCfg.SampleSize = r.Data.Size() / vm.Config.ScaleFactor() // the model's default size is the training size
 	unetRec := NewRecorder(nn.NewRandomSource(r.Seed + 2))
 	um, err := unet.New(nn.NewWeights(unetRec), unetCfg)
 	if err != nil {
@@ -124,6 +125,7 @@ func (r *Recipe) Run(ctx context.Context) error {
 // scaling_factor, to dir.
 func (r *Recipe) trainVAE(ctx context.Context, dir string) error {
 	cfg := TinyVAEConfig()
+	cfg.SampleSize = r.Data.Size()
 	rec := NewRecorder(nn.NewRandomSource(r.Seed))
 	m, err := vae.New(nn.NewWeights(rec), cfg)
 	if err != nil {

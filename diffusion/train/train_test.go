@@ -479,3 +479,31 @@ func TestShapesDrills(t *testing.T) {
 		}
 	}
 }
+
+// TestRecipeSampleSize runs a from-scratch Recipe for two steps per stage
+// at 16x16 and checks that the written model's default size is the training
+// size: the autoencoder's sample_size and the UNet's (latent) sample_size
+// follow the data, not pigment-tiny's 64.
+func TestRecipeSampleSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few seconds")
+	}
+	dir := t.TempDir()
+	o := Options{Steps: 2, Batch: 2, LR: 1e-3, Warmup: 1, EMADecay: 0.9, MaxGradNorm: 1, Seed: 3}
+	r := &Recipe{Data: Shapes{Seed: 1, ImageSize: 16}, Out: filepath.Join(dir, "model"), Work: filepath.Join(dir, "work"),
+		Seed: 1, VAE: o, UNet: o, KLWeight: 1e-4, UncondProb: 0.1}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	vc, err := vae.LoadConfig(filepath.Join(r.Out, "vae", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc, err := unet.LoadConfig(filepath.Join(r.Out, "unet", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vc.SampleSize != 16 || uc.SampleSize*vc.ScaleFactor() != 16 {
+		t.Errorf("vae sample_size %d, unet sample_size %d × scale factor %d: want a 16x16 model", vc.SampleSize, uc.SampleSize, vc.ScaleFactor())
+	}
+}
