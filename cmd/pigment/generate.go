@@ -86,7 +86,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	clipSkip := fs.Int("clip-skip", 1, "CLIP skip as in AUTOMATIC1111: 1 = last layer, 2 = penultimate")
 	eta := fs.Float64("eta", 0, "DDIM eta")
 	rescale := fs.Float64("guidance-rescale", 0, "guidance rescale (0-1)")
-	initImage := fs.String("init-image", "", "PNG or JPEG to start from (image-to-image)")
+	initImage := fs.String("init-image", "", "PNG, JPEG, WebP, GIF or BMP to start from (image-to-image)")
 	strength := fs.Float64("strength", 0.8, "img2img strength in (0, 1]")
 	output := fs.String("output", "out.png", "output PNG; with several images out-0.png, out-1.png, …")
 	latentsOut := fs.String("latents-output", "", "also write the final latents (NCHW float32) to this safetensors file")
