@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/pigment-ai/pigment/diffusion/tensor"
@@ -74,6 +76,11 @@ func Run(ctx context.Context, opts Options, params Params, meta map[string]strin
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	meta = maps.Clone(meta)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta["batch"] = strconv.Itoa(opts.Batch)
 	s := &State{Params: params, Opt: NewAdamW(params, opts.WeightDecay), EMA: NewEMA(params, opts.EMADecay), Meta: meta}
 	logf := func(format string, args ...any) {
 		if opts.Log != nil {
@@ -82,8 +89,18 @@ func Run(ctx context.Context, opts Options, params Params, meta map[string]strin
 	}
 	if opts.Checkpoint != "" {
 		if _, err := os.Stat(opts.Checkpoint); err == nil {
-			if _, err := LoadCheckpoint(opts.Checkpoint, s); err != nil {
+			saved, err := LoadCheckpoint(opts.Checkpoint, s)
+			if err != nil {
 				return nil, err
+			}
+			// A checkpoint resumes exactly only with the batch it was made
+			// with, and one past --steps would be exported as if it were
+			// the run asked for.
+			if b, ok := saved["batch"]; ok && b != meta["batch"] {
+				return nil, fmt.Errorf("checkpoint %s was trained with --batch %s, not %d: resume with the same batch, or use another --work", opts.Checkpoint, b, opts.Batch)
+			}
+			if s.Step > opts.Steps {
+				return nil, fmt.Errorf("checkpoint %s is at step %d, past --steps %d: ask for at least %d steps, or use another --work", opts.Checkpoint, s.Step, opts.Steps, s.Step)
 			}
 			logf("resumed %s at step %d\n", opts.Checkpoint, s.Step)
 		} else if !errors.Is(err, fs.ErrNotExist) {

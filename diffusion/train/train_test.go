@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -350,6 +351,48 @@ func TestResumeIsExact(t *testing.T) {
 			!slices.Equal(straight.Opt.V[i], resumed.Opt.V[i]) {
 			t.Fatalf("%s differs after resuming", straight.Params.Names[i])
 		}
+	}
+}
+
+// TestResumeRefuses checks that a checkpoint is not resumed with another
+// batch size (the data of each step would differ) nor by a run asking for
+// fewer steps than it holds (which would export the later state as if it
+// were the run asked for), each with an error naming the flag, and that the
+// checkpoint is left as it was.
+func TestResumeRefuses(t *testing.T) {
+	data := Shapes{Seed: 1, ImageSize: 16}
+	ckpt := filepath.Join(t.TempDir(), "vae.ckpt.safetensors")
+	run := func(steps, batch int) error {
+		vm, p := testVAE(t, 3)
+		o := Options{Steps: steps, Batch: batch, LR: 1e-3, Warmup: 2, EMADecay: 0.9, MaxGradNorm: 1, Seed: 7, Checkpoint: ckpt}
+		_, err := Run(context.Background(), o, p, nil, tensor.NewTape(), VAEStage(vm, data, o, 1e-4))
+		return err
+	}
+	if err := run(4, 2); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := os.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name         string
+		steps, batch int
+		flag         string
+	}{
+		{"other batch", 6, 3, "--batch"},
+		{"fewer steps", 3, 2, "--steps"},
+	} {
+		err := run(c.steps, c.batch)
+		if err == nil || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("%s: error %v, want one naming %s", c.name, err, c.flag)
+		}
+		if now, _ := os.ReadFile(ckpt); !slices.Equal(now, saved) {
+			t.Errorf("%s: the checkpoint changed", c.name)
+		}
+	}
+	if err := run(6, 2); err != nil { // same batch, more steps: resumes
+		t.Errorf("resuming with more steps: %v", err)
 	}
 }
 
