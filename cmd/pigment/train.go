@@ -83,6 +83,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !(*colourDrills >= 0 && *colourDrills <= 1) {
 		return usagef("--colour-drills must be in [0, 1], got %v", *colourDrills)
 	}
+	if *colourDrills > 0 && *drills == 0 {
+		return usagef("--colour-drills %v is a fraction of the drills, and --drills is 0", *colourDrills)
+	}
 	if *every < 1 {
 		return usagef("--checkpoint-every must be at least 1, got %d", *every)
 	}
@@ -138,6 +141,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *decSteps < 0 {
 		return usagef("--decoder-steps must not be negative, got %d", *decSteps)
+	}
+	if *warmup >= *steps && !*export {
+		fmt.Fprintf(stderr, "note: --warmup %d is not shorter than --steps %d: the UNet's learning rate never reaches --lr\n", *warmup, *steps)
 	}
 	// Training allocates activations every step and holds little else: the
 	// inference setting of main (GC at +25%) would collect several times a

@@ -38,6 +38,7 @@ func TestTrainEvalBadFlags(t *testing.T) {
 		{"drills", "--drills", []string{"train", "--drills", "1.5"}},
 		{"colour drills", "--colour-drills", []string{"train", "--colour-drills", "-0.1"}},
 		{"colour drills nan", "--colour-drills", []string{"train", "--colour-drills", "NaN"}},
+		{"colour drills without drills", "--colour-drills", []string{"train", "--drills", "0", "--colour-drills", "1"}},
 		{"checkpoint every", "--checkpoint-every", []string{"train", "--checkpoint-every", "0"}},
 		{"decoder steps", "--decoder-steps", []string{"train", "--decoder-steps", "-1"}},
 		{"unknown stage", "--stages", []string{"train", "--stages", "vae,gan"}},
@@ -116,6 +117,9 @@ func TestTrainFineTuneFolder(t *testing.T) {
 			t.Errorf("train output lacks %q:\n%s", want, stderr)
 		}
 	}
+	if strings.Contains(stderr, "note: --warmup") {
+		t.Errorf("a warm-up shorter than the run got a note:\n%s", stderr)
+	}
 	m, err := diffusion.LoadModel(out)
 	if err != nil {
 		t.Fatalf("fine-tuned model does not load: %v", err)
@@ -150,10 +154,10 @@ func TestTrainFineTuneFolder(t *testing.T) {
 		t.Fatalf("generate with the fine-tuned model: %s", stderr)
 	}
 	// The saved model has fp16 weights; fine-tuning it again trains them in
-	// float32.
+	// float32. (A warm-up as long as the run is allowed, with a note.)
 	again := filepath.Join(t.TempDir(), "again")
 	if code, _, stderr := runCLI(t, "train", "--data", data, "--from", out, "--out", again, "--image-size", "16",
-		"--steps", "2", "--batch", "2", "--warmup", "1"); code != 0 {
+		"--steps", "2", "--batch", "2", "--warmup", "2"); code != 0 || !strings.Contains(stderr, "note: --warmup 2 is not shorter than --steps 2") {
 		t.Fatalf("fine-tuning an fp16 model: exit %d: %s", code, stderr)
 	}
 	if _, err := diffusion.LoadModel(again); err != nil {
