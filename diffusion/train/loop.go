@@ -68,7 +68,8 @@ func (o Options) Validate() error {
 type LossFunc func(step int) (*tensor.Tensor, error)
 
 // Run optimises params with AdamW, keeping an EMA, from the checkpoint if
-// one exists, until opts.Steps. meta is saved in checkpoints. It returns
+// one exists, until opts.Steps. A checkpoint made with another batch size,
+// or past opts.Steps, is an error (it would not resume the run asked for). meta is saved in checkpoints. It returns
 // the final state; on cancellation it saves a checkpoint and returns the
 // state with ctx's error. A non-finite loss or gradient stops the run with
 // an error and does not overwrite the last good checkpoint.
