@@ -80,24 +80,12 @@ func Conv2d(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 	wd, scratch := weightData(weight, isTracked)
 	pointwise := kh == 1 && kw == 1 && p.Stride == 1 && p.Padding == 0
 	band := max(1, min(ho, maxColFloats/max(1, kdim*wo)))
-	// im2colBlocks(i) fills any block of image i's im2col matrix (stride 1,
-	// same width): the B operand of an implicit GEMM.
-	im2colBlocks := func(i int) func(dst []float32, ld, q0, kq, j0, n int) {
-		img := xd[i*cin*h*w : (i+1)*cin*h*w]
-		return func(dst []float32, ld, q0, kq, j0, cnt int) {
-			for q := range kq {
-				r := q0 + q
-				c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
-				im2colShifted(dst[q*ld:q*ld+cnt], img[c*h*w:(c+1)*h*w], h, w, ki-p.Padding, kj-p.Padding, j0, cnt)
-			}
-		}
-	}
 	switch {
 	case pointwise:
 		for i := 0; i < n; i++ {
 			product(hw, cin, wd, xd[i*cin*h*w:(i+1)*cin*h*w], hw, out.Data[i*cout*hw:(i+1)*cout*hw])
 		}
-	case p.Stride == 1 && wo == w && implicitConv(im2colBlocks, n, cout, hw, kdim, wd, biasData, out.Data):
+	case p.Stride == 1 && wo == w && implicitConv(im2colBlocks(xd, cin, h, w, kh, kw, p.Padding, im2colShifted), n, cout, hw, kdim, wd, biasData, out.Data):
 		// Implicit GEMM: each kc×nc block of the im2col matrix is built as
 		// the product packs it, never the whole matrix.
 	default:
@@ -218,16 +206,7 @@ func Conv2dUpsample2x(x, weight, bias *Tensor, p Conv2dParams) *Tensor {
 		biasData = bias.Data
 	}
 	wd, scratch := weightData(weight, false)
-	implicitConv(func(i int) func(dst []float32, ld, q0, kq, j0, n int) {
-		img := x.Data[i*cin*h*w : (i+1)*cin*h*w]
-		return func(dst []float32, ld, q0, kq, j0, cnt int) {
-			for q := range kq {
-				r := q0 + q
-				c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
-				im2colUpsampled(dst[q*ld:q*ld+cnt], img[c*h*w:(c+1)*h*w], h, w, ki-p.Padding, kj-p.Padding, j0, cnt)
-			}
-		}
-	}, n, cout, ho*wo, cin*kh*kw, wd, biasData, out.Data)
+	implicitConv(im2colBlocks(x.Data, cin, h, w, kh, kw, p.Padding, im2colUpsampled), n, cout, ho*wo, cin*kh*kw, wd, biasData, out.Data)
 	putScratch(scratch)
 	return out
 }
@@ -277,6 +256,25 @@ func upsampleRow(d, src []float32, x0 int) {
 			d[k] = src[x/2]
 		} else {
 			d[k] = 0
+		}
+	}
+}
+
+// im2colBlocks returns, for image i of xd [N, cin, h, w], the filler of
+// any block of its im2col matrix for a kh×kw kernel with the given padding
+// (the B operand of an implicit GEMM, see sgemmProblem.bFill): row r of the
+// matrix, tap (c, ki, kj), is filled by row from channel c's plane with the
+// offsets dy = ki − padding, dx = kj − padding (im2colShifted, or
+// im2colUpsampled for an upsampled input).
+func im2colBlocks(xd []float32, cin, h, w, kh, kw, padding int, row func(dst, plane []float32, h, w, dy, dx, j0, n int)) func(i int) func(dst []float32, ld, q0, kq, j0, n int) {
+	return func(i int) func(dst []float32, ld, q0, kq, j0, n int) {
+		img := xd[i*cin*h*w : (i+1)*cin*h*w]
+		return func(dst []float32, ld, q0, kq, j0, cnt int) {
+			for q := range kq {
+				r := q0 + q
+				c, ki, kj := r/(kh*kw), (r/kw)%kh, r%kw
+				row(dst[q*ld:q*ld+cnt], img[c*h*w:(c+1)*h*w], h, w, ki-padding, kj-padding, j0, cnt)
+			}
 		}
 	}
 }
