@@ -531,76 +531,46 @@ func TestGEGLUImpls(t *testing.T) {
 	}
 }
 
-// TestIm2colShiftedRanges checks every sub-range [j0, j0+n) of a shifted
-// im2col row against the per-element definition, for offsets past every
-// edge of the plane.
-func TestIm2colShiftedRanges(t *testing.T) {
+// TestIm2colRowRanges checks every sub-range [j0, j0+n) of one im2col row,
+// of a plane and of its 2x nearest upsampling, against the per-element
+// definition, for offsets past every edge and odd and even starts.
+func TestIm2colRowRanges(t *testing.T) {
 	const h, w = 4, 5
 	plane := make([]float32, h*w)
 	for i := range plane {
 		plane[i] = float32(i + 1)
 	}
-	for rows := 1; rows <= 6; rows++ {
-		for dy := -3; dy <= 4; dy++ {
-			for dx := -3; dx <= 3; dx++ {
-				total := rows * w
-				for j0 := 0; j0 < total; j0++ {
-					for n := 0; j0+n <= total; n++ {
-						dst := make([]float32, n+2)
-						dst[n], dst[n+1] = -1, -1
-						im2colShifted(dst[:n], plane, h, w, dy, dx, j0, n)
-						for i := range n {
-							oy, ox := (j0+i)/w, (j0+i)%w
-							iy, ix := oy+dy, ox+dx
-							want := float32(0)
-							if iy >= 0 && iy < h && ix >= 0 && ix < w {
-								want = plane[iy*w+ix]
+	for _, c := range []struct {
+		name string
+		row  func(dst, plane []float32, h, w, dy, dx, j0, n int)
+		f    int // output pixels per input pixel along each axis
+	}{
+		{"shifted", im2colShifted, 1},
+		{"upsampled", im2colUpsampled, 2},
+	} {
+		ow := c.f * w // output row width
+		for rows := 1; rows <= 7; rows++ {
+			for dy := -3; dy <= 4; dy++ {
+				for dx := -3; dx <= 3; dx++ {
+					total := rows * ow
+					for j0 := 0; j0 < total; j0++ {
+						for n := 0; j0+n <= total; n++ {
+							dst := make([]float32, n+2)
+							dst[n], dst[n+1] = -1, -1
+							c.row(dst[:n], plane, h, w, dy, dx, j0, n)
+							for i := range n {
+								iy, ix := (j0+i)/ow+dy, (j0+i)%ow+dx
+								want := float32(0)
+								if iy >= 0 && iy < c.f*h && ix >= 0 && ix < ow {
+									want = plane[(iy/c.f)*w+ix/c.f]
+								}
+								if dst[i] != want {
+									t.Fatalf("%s rows %d dy %d dx %d j0 %d n %d: entry %d = %g, want %g", c.name, rows, dy, dx, j0, n, i, dst[i], want)
+								}
 							}
-							if dst[i] != want {
-								t.Fatalf("rows %d dy %d dx %d j0 %d n %d: entry %d = %g, want %g", rows, dy, dx, j0, n, i, dst[i], want)
+							if dst[n] != -1 || dst[n+1] != -1 {
+								t.Fatalf("%s: wrote past the range", c.name)
 							}
-						}
-						if dst[n] != -1 || dst[n+1] != -1 {
-							t.Fatalf("wrote past the range")
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
-// TestIm2colUpsampledRanges checks every sub-range [j0, j0+n) of an im2col
-// row of a 2x-upsampled plane against the per-element definition, for
-// offsets past every edge and odd and even starts.
-func TestIm2colUpsampledRanges(t *testing.T) {
-	const h, w = 3, 4
-	plane := make([]float32, h*w)
-	for i := range plane {
-		plane[i] = float32(i + 1)
-	}
-	for rows := 1; rows <= 7; rows++ {
-		for dy := -3; dy <= 3; dy++ {
-			for dx := -3; dx <= 3; dx++ {
-				total := rows * 2 * w
-				for j0 := 0; j0 < total; j0++ {
-					for n := 0; j0+n <= total; n++ {
-						dst := make([]float32, n+2)
-						dst[n], dst[n+1] = -1, -1
-						im2colUpsampled(dst[:n], plane, h, w, dy, dx, j0, n)
-						for i := range n {
-							oy, ox := (j0+i)/(2*w), (j0+i)%(2*w)
-							iy, ix := oy+dy, ox+dx
-							want := float32(0)
-							if iy >= 0 && iy < 2*h && ix >= 0 && ix < 2*w {
-								want = plane[(iy/2)*w+ix/2]
-							}
-							if dst[i] != want {
-								t.Fatalf("rows %d dy %d dx %d j0 %d n %d: entry %d = %g, want %g", rows, dy, dx, j0, n, i, dst[i], want)
-							}
-						}
-						if dst[n] != -1 || dst[n+1] != -1 {
-							t.Fatalf("wrote past the range")
 						}
 					}
 				}
