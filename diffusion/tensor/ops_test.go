@@ -556,7 +556,9 @@ func TestIm2colRowRanges(t *testing.T) {
 					for j0 := 0; j0 < total; j0++ {
 						for n := 0; j0+n <= total; n++ {
 							dst := make([]float32, n+2)
-							dst[n], dst[n+1] = -1, -1
+							for i := range dst {
+								dst[i] = -1 // every entry of the range must be written
+							}
 							c.row(dst[:n], plane, h, w, dy, dx, j0, n)
 							for i := range n {
 								iy, ix := (j0+i)/ow+dy, (j0+i)%ow+dx
