@@ -366,13 +366,14 @@ func im2colShifted(dst, plane []float32, h, w, dy, dx, j0, n int) {
 	clear(dst[:start-j0])
 	clear(dst[end-j0:])
 	s := dy*w + dx
-	a := min(max(start, -s), end) // the plane's own ends
+	// Entries before a or after b would read before or past the plane:
+	// they are wrapped taps (ox < −dx in the first valid row, ox ≥ w−dx in
+	// the last), which the loop below zeroes with the others.
+	a := min(max(start, -s), end)
 	b := max(min(end, h*w-s), a)
 	if a < b {
 		copy(dst[a-j0:b-j0], plane[a+s:b+s])
 	}
-	clear(dst[start-j0 : a-j0])
-	clear(dst[b-j0 : end-j0])
 	if dx == 0 {
 		return
 	}
