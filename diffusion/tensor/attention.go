@@ -52,6 +52,25 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 	out := newUninit(b, lq, hdv) // every element is written by a P·V product
 	qd, kd, vd := q.Data, k.Data, v.Data
 	chunk := max(1, min(lq, maxScoreFloats/lk))
+	if attnRows6 != nil && lk <= fusedMaxKeys {
+		attentionRows(attnRows6, out.Data, qd, kd, vd, b, lq, lk, heads, d, dv, scale, causal)
+	} else {
+		attentionBlocks(out.Data, qd, kd, vd, b, lq, lk, heads, d, dv, chunk, scale, causal)
+	}
+	if !tracked(q, k, v) {
+		return out
+	}
+	record(out, []*Tensor{q, k, v}, func(g []float32, grads [][]float32) {
+		attentionBackward(grads[0], grads[1], grads[2], g, qd, kd, vd, b, lq, lk, heads, d, dv, chunk, scale, causal)
+	})
+	return out
+}
+
+// attentionBlocks writes Attention's output to out ([B, Lq, H·Dv]) with two
+// GEMMs per block of chunk query rows and head, the block's scores in a
+// pooled scratch buffer of each worker.
+func attentionBlocks(out, qd, kd, vd []float32, b, lq, lk, heads, d, dv, chunk int, scale float32, causal bool) {
+	hd, hdv := heads*d, heads*dv
 	nChunks := (lq + chunk - 1) / chunk
 	var mu sync.Mutex
 	var held []*[]float32 // the workers' score blocks, pooled scratch
@@ -69,7 +88,7 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 			qs := qd[(bi*lq+q0)*hd+h*d:]
 			ks := kd[bi*lk*hd+h*d:]
 			vs := vd[bi*lk*hdv+h*dv:]
-			os := out.Data[(bi*lq+q0)*hdv+h*dv:]
+			os := out[(bi*lq+q0)*hdv+h*dv:]
 			s := scores[:rows*lk]
 			gemm(false, true, rows, lk, d, scale, qs, hd, ks, hd, 0, s, lk)
 			for r := 0; r < rows; r++ {
@@ -87,13 +106,108 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 	for _, buf := range held {
 		putScratch(buf)
 	}
-	if !tracked(q, k, v) {
-		return out
-	}
-	record(out, []*Tensor{q, k, v}, func(g []float32, grads [][]float32) {
-		attentionBackward(grads[0], grads[1], grads[2], g, qd, kd, vd, b, lq, lk, heads, d, dv, chunk, scale, causal)
+}
+
+// fusedMaxKeys is the most keys for which Attention takes attentionRows: a
+// block's six score rows then stay in the L1 cache (6·256 floats, 6 KiB).
+// Self-attention over thousands of latent pixels goes through
+// attentionBlocks, whose GEMMs are faster there.
+const fusedMaxKeys = 256
+
+// fusedRows is how many query rows one attentionRows task covers.
+const fusedRows = 96
+
+// attentionRows writes Attention's output to out ([B, Lq, H·Dv]) six query
+// rows at a time, for few keys (cross-attention to 77 text tokens): per block
+// and head, scores S = q·(scale·kᵀ) (6×Lk) with rows6, the softmax of S's rows
+// in place, then out = S·v with rows6 again, written straight into out. The
+// block never leaves the L1 cache, and q, v and out are used where they lie.
+// A block goes through every head before the next, so each row of q and out
+// crosses the memory bus once (a head's slice of a row is only D floats);
+// scale·kᵀ of every head is packed first (B×H×D×Lk, the size of k). Tasks
+// are (batch item, fusedRows query rows); a block of fewer than six rows
+// goes through zero-padded copies.
+func attentionRows(rows6 rowsKernel, out, qd, kd, vd []float32, b, lq, lk, heads, d, dv int, scale float32, causal bool) {
+	hd, hdv := heads*d, heads*dv
+	flops.Add(2 * int64(b) * int64(heads) * int64(lq) * int64(lk) * int64(d+dv))
+	ktBuf := getScratch(b * heads * d * lk)
+	defer putScratch(ktBuf)
+	kt := *ktBuf // kt[((bi·H+h)·D+p)·Lk+j] = scale·k[bi, j, h·D+p]
+	eachTask(b*heads, func() func(int) {
+		return func(t int) {
+			bi, h := t/heads, t%heads
+			ks, kth := kd[bi*lk*hd+h*d:], kt[t*d*lk:(t+1)*d*lk]
+			for j := range lk {
+				for p, x := range ks[j*hd : j*hd+d] {
+					kth[p*lk+j] = scale * x
+				}
+			}
+		}
 	})
-	return out
+	nChunks := (lq + fusedRows - 1) / fusedRows
+	eachTask(b*nChunks, func() func(int) {
+		s := make([]float32, 6*lk)
+		qpad := make([]float32, 6*hd)
+		opad := make([]float32, 6*hdv)
+		return func(t int) {
+			bi, c := t/nChunks, t%nChunks
+			q0 := c * fusedRows
+			rows := min(fusedRows, lq-q0)
+			for r0 := 0; r0 < rows; r0 += 6 {
+				n := min(6, rows-r0)
+				i0 := q0 + r0 // the block's first query
+				qb, ob := qd[(bi*lq+i0)*hd:], out[(bi*lq+i0)*hdv:]
+				if n < 6 {
+					clear(qpad)
+					copy(qpad, qb[:n*hd])
+					qb, ob = qpad, opad
+				}
+				for h := range heads {
+					bh := bi*heads + h
+					rows6(qb[h*d:], hd, kt[bh*d*lk:], lk, s, lk, d, lk)
+					if causal {
+						for r := range n {
+							for j := i0 + r + 1; j < lk; j++ {
+								s[r*lk+j] = negInf32
+							}
+						}
+					}
+					softmaxKernels.rows(s[:n*lk], lk)
+					rows6(s, lk, vd[bi*lk*hdv+h*dv:], hdv, ob[h*dv:], hdv, lk, dv)
+				}
+				if n < 6 {
+					copy(out[(bi*lq+i0)*hdv:][:n*hdv], opad)
+				}
+			}
+		}
+	})
+}
+
+// rowsKernel computes c = a·b for six rows: C[6][n] = A[6][k]·B[k][n], the
+// rows of a, b and c lda, ldb and ldc floats apart (k, n ≥ 1). Only the n
+// columns of each row of c are written.
+type rowsKernel func(a []float32, lda int, b []float32, ldb int, c []float32, ldc int, k, n int)
+
+// rows6Go is the portable rowsKernel, the reference the tests hold the
+// assembly to.
+func rows6Go(a []float32, lda int, b []float32, ldb int, c []float32, ldc int, k, n int) {
+	for r := range 6 {
+		cr := c[r*ldc : r*ldc+n]
+		clear(cr)
+		for p, x := range a[r*lda : r*lda+k] {
+			for j, y := range b[p*ldb : p*ldb+n] {
+				cr[j] += x * y
+			}
+		}
+	}
+}
+
+// checkRows6 panics unless a, b and c hold the elements a rowsKernel call
+// reads and writes.
+func checkRows6(a []float32, lda int, b []float32, ldb int, c []float32, ldc int, k, n int) {
+	if k < 1 || n < 1 || len(a) < 5*lda+k || len(b) < (k-1)*ldb+n || len(c) < 5*ldc+n {
+		panic(fmt.Sprintf("tensor: rows kernel bounds: k %d n %d, lengths %d %d %d", k, n, len(a), len(b), len(c)))
+	}
 }
 
 // attentionBackward adds to dq, dk and dv (each nil when not wanted, shaped

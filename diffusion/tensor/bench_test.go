@@ -59,7 +59,9 @@ func benchAttention(b *testing.B, lq, lk, heads, d int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		sink = Attention(q, k, v, heads, scale, false)
+		// Released as the UNet's Attention.Forward does (Replace), so the
+		// output comes from the pool rather than fresh memory.
+		Release(Attention(q, k, v, heads, scale, false))
 	}
 	b.ReportMetric(4*float64(2*heads*lq*lk*d)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
@@ -68,3 +70,22 @@ func benchAttention(b *testing.B, lq, lk, heads, d int) {
 // cross-attention to 77 text tokens.
 func BenchmarkAttention_Self4096(b *testing.B)  { benchAttention(b, 4096, 4096, 8, 40) }
 func BenchmarkAttention_Cross4096(b *testing.B) { benchAttention(b, 4096, 77, 8, 40) }
+
+// The fused attention's row-block products for SD 1.5's cross-attention
+// (one thread, operands in L1): scores (k = 40 head dims, n = 77 keys) and
+// P·v (k = 77 keys, n = 40).
+func benchRows6(b *testing.B, k, n int) {
+	if attnRows6 == nil {
+		b.Skip("no vector rows kernel on this CPU")
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	a, w, c := randn(r, 6*k).Data, randn(r, k*n).Data, make([]float32, 6*n)
+	for b.Loop() {
+		attnRows6(a, k, w, n, c, n, k, n)
+	}
+	b.ReportMetric(float64(2*6*k*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkRows6_Scores(b *testing.B) { benchRows6(b, 40, 77) }
+func BenchmarkRows6_Values(b *testing.B) { benchRows6(b, 77, 40) }
+func BenchmarkRows6_Wide(b *testing.B)   { benchRows6(b, 256, 64) }

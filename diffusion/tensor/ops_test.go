@@ -157,15 +157,79 @@ func TestAttention(t *testing.T) {
 		{"cross", 2, 9, 7, 3, 5, 5, false},
 		{"causal (CLIP)", 3, 12, 12, 4, 8, 8, true},
 		{"many queries chunked", 1, 3000, 700, 1, 4, 4, false},
+		// The fused path's edges: blocks of fewer than six queries, one
+		// to five column strips of 16 (masked tails), several tasks per
+		// head (800 > fusedRows queries), the most keys it takes.
+		{"one query", 1, 1, 5, 2, 3, 3, false},
+		{"five queries, 16 keys", 2, 5, 16, 1, 16, 16, false},
+		{"SD cross, 7 queries", 1, 7, 77, 2, 40, 40, false},
+		{"SD cross, dv 160", 1, 13, 77, 1, 160, 160, false},
+		{"dv ≠ d", 2, 20, 33, 3, 7, 17, false},
+		{"49 to 64 keys", 1, 12, 49, 1, 9, 64, false},
+		{"65 keys, dv 65", 1, 6, 65, 1, 5, 65, false},
+		{"CLIP causal 77", 2, 77, 77, 2, 64, 64, true},
+		{"800 queries", 1, 800, 77, 1, 8, 8, false},
+		{"256 keys", 1, 30, 256, 1, 8, 8, true},
 	}
+	paths := []struct {
+		name  string
+		rows6 rowsKernel
+	}{{"gemm blocks", nil}, {"fused go", rows6Go}}
+	if attnRows6 != nil {
+		paths = append(paths, struct {
+			name  string
+			rows6 rowsKernel
+		}{"fused asm", attnRows6})
+	}
+	defer func(k rowsKernel) { attnRows6 = k }(attnRows6)
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			q := randn(r, c.b, c.lq, c.heads*c.d)
-			k := randn(r, c.b, c.lk, c.heads*c.d)
-			v := randn(r, c.b, c.lk, c.heads*c.dv)
-			scale := float32(1 / math.Sqrt(float64(c.d)))
-			assertClose(t, "attention", Attention(q, k, v, c.heads, scale, c.causal), naiveAttention(q, k, v, c.heads, scale, c.causal), 2e-5)
-		})
+		q := randn(r, c.b, c.lq, c.heads*c.d)
+		k := randn(r, c.b, c.lk, c.heads*c.d)
+		v := randn(r, c.b, c.lk, c.heads*c.dv)
+		scale := float32(1 / math.Sqrt(float64(c.d)))
+		want := naiveAttention(q, k, v, c.heads, scale, c.causal)
+		for _, p := range paths {
+			t.Run(c.name+"/"+p.name, func(t *testing.T) {
+				attnRows6 = p.rows6
+				before := FLOPs()
+				got := Attention(q, k, v, c.heads, scale, c.causal)
+				assertClose(t, "attention", got, want, 2e-5)
+				if p.rows6 != nil && c.lk <= fusedMaxKeys {
+					if n, want := FLOPs()-before, int64(2*c.b*c.heads*c.lq*c.lk*(c.d+c.dv)); n != want {
+						t.Errorf("fused path counted %d FLOPs, want %d", n, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestRows6 holds the assembly rowsKernel to rows6Go for every column
+// count up to 200 (one to four strips, each tail width) and checks that
+// nothing outside the six rows' n columns of c is written.
+func TestRows6(t *testing.T) {
+	if attnRows6 == nil {
+		t.Skip("no vector rows kernel on this CPU")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, k := range []int{1, 2, 7, 40, 77} {
+		for n := 1; n <= 200; n++ {
+			lda, ldb, ldc := k+3, n+5, n+2
+			a := randn(r, 5*lda+k).Data
+			b := randn(r, (k-1)*ldb+n).Data
+			got := make([]float32, 5*ldc+n+7)
+			want := make([]float32, len(got))
+			for i := range got {
+				got[i], want[i] = -1, -1
+			}
+			attnRows6(a, lda, b, ldb, got, ldc, k, n)
+			rows6Go(a, lda, b, ldb, want, ldc, k, n)
+			for i := range got {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("k %d n %d: c[%d] = %g, want %g", k, n, i, got[i], want[i])
+				}
+			}
+		}
 	}
 }
 
@@ -319,6 +383,64 @@ func TestExpf(t *testing.T) {
 	}
 	for _, impl := range softmaxImpls() {
 		testExpSum(t, impl)
+	}
+}
+
+// TestSoftmaxRows checks every implementation's rows against a float64
+// softmax for row lengths 1..100 (each tail of one, two and three registers
+// and the three-register loop) and around shortRow, blocks of one to three rows, rows with −Inf
+// entries and rows of all −Inf (zeros), and guard elements around the block
+// that must stay untouched.
+func TestSoftmaxRows(t *testing.T) {
+	const guard = 1234.5
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, impl := range softmaxImpls() {
+		for _, n := range append(seq(1, 100), 255, 256, 257, 300) {
+			rows := 1 + n%3
+			buf := make([]float32, rows*n+8)
+			for i := range buf {
+				buf[i] = guard
+			}
+			block := buf[4 : 4+rows*n]
+			for i := range block {
+				block[i] = float32(r.NormFloat64() * 10)
+			}
+			if n > 1 {
+				block[n/2] = negInf32 // one masked entry in row 0
+			}
+			if rows > 1 {
+				for i := range n { // row 1 fully masked
+					block[n+i] = negInf32
+				}
+			}
+			in := slices.Clone(block)
+			impl.rows(block, n)
+			for i := range buf {
+				if (i < 4 || i >= 4+rows*n) && buf[i] != guard {
+					t.Fatalf("%s n %d: wrote buf[%d] outside the block", impl.name, n, i)
+				}
+			}
+			for ri := range rows {
+				x := in[ri*n : (ri+1)*n]
+				m := math.Inf(-1)
+				for _, v := range x {
+					m = math.Max(m, float64(v))
+				}
+				var sum float64
+				for _, v := range x {
+					sum += math.Exp(float64(v) - m)
+				}
+				for j, v := range x {
+					want := 0.0
+					if !math.IsInf(m, -1) {
+						want = math.Exp(float64(v)-m) / sum
+					}
+					if got := block[ri*n+j]; !(math.Abs(float64(got)-want) <= max(1e-6*want, 1e-12)) { // NaN fails too
+						t.Fatalf("%s n %d row %d: p[%d] = %g, want %g", impl.name, n, ri, j, got, want)
+					}
+				}
+			}
+		}
 	}
 }
 
@@ -643,4 +765,13 @@ func TestConv2dUpsample2x(t *testing.T) {
 	if !slices.Equal(x.Grad().Data, xr.Grad().Data) {
 		t.Fatalf("gradient %v, want %v", x.Grad().Data, xr.Grad().Data)
 	}
+}
+
+// seq returns lo, lo+1, …, hi.
+func seq(lo, hi int) []int {
+	s := make([]int, 0, hi-lo+1)
+	for i := lo; i <= hi; i++ {
+		s = append(s, i)
+	}
+	return s
 }

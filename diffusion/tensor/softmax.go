@@ -70,30 +70,46 @@ func dot64(a, b []float32) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-func softmaxRow(row []float32) {
-	k := &softmaxKernels
-	m := k.max(row)
-	if math.IsInf(float64(m), -1) {
-		clear(row)
-		return
+// softmaxRow applies softmax to row in place (see Softmax).
+func softmaxRow(row []float32) { softmaxKernels.rows(row, len(row)) }
+
+// softmaxPasses is softmaxImpl.rows made of its three passes.
+func softmaxPasses(k *softmaxImpl) func(block []float32, n int) {
+	return func(block []float32, n int) {
+		for i := 0; i+n <= len(block) && n > 0; i += n {
+			row := block[i : i+n]
+			m := k.max(row)
+			if math.IsInf(float64(m), -1) {
+				clear(row)
+				continue
+			}
+			k.scale(row, 1/k.expSum(row, m))
+		}
 	}
-	k.scale(row, 1/k.expSum(row, m))
 }
 
 var negInf32 = float32(math.Inf(-1))
 
 // softmaxImpl is the three passes of softmaxRow: the row's maximum (−Inf
 // for an empty row), row[i] = e^(row[i]−m) in place returning the sum
-// (row[i]−m must be ≤ 88), and row[i] *= s. The vector versions are in
-// softmax_amd64.s.
+// (row[i]−m must be ≤ 88), and row[i] *= s; and rows, the whole softmax of
+// each n-float row of block in place (len(block) a multiple of n; a row of
+// all −Inf becomes zeros). The vector versions are in softmax_amd64.s.
 type softmaxImpl struct {
 	name   string
 	max    func(row []float32) float32
 	expSum func(row []float32, m float32) float32
 	scale  func(row []float32, s float32)
+	rows   func(block []float32, n int)
 }
 
-var softmaxGo = softmaxImpl{"go", rowMaxGo, expSumGo, scaleGo}
+var softmaxGo = withPasses(softmaxImpl{name: "go", max: rowMaxGo, expSum: expSumGo, scale: scaleGo})
+
+// withPasses returns k with rows made of its three passes.
+func withPasses(k softmaxImpl) softmaxImpl {
+	k.rows = softmaxPasses(&k)
+	return k
+}
 
 func rowMaxGo(row []float32) float32 {
 	m := negInf32

@@ -32,13 +32,31 @@ func softmaxImpls() []softmaxImpl {
 	avx2FMA, avx512 := cpuFeatures()
 	var impls []softmaxImpl
 	if avx512 {
-		impls = append(impls, softmaxImpl{"avx512", wrapMax(maxAVX512), wrapExpSum(expSumAVX512), wrapScale(scaleAVX512)})
+		k := withPasses(softmaxImpl{name: "avx512", max: wrapMax(maxAVX512), expSum: wrapExpSum(expSumAVX512), scale: wrapScale(scaleAVX512)})
+		long := k.rows
+		k.rows = func(block []float32, n int) {
+			if n > shortRow {
+				long(block, n)
+			} else if n > 0 && len(block) >= n {
+				softmaxRowsAVX512(&block[0], n, len(block)/n)
+			}
+		}
+		impls = append(impls, k)
 	}
 	if avx2FMA {
-		impls = append(impls, softmaxImpl{"avx2", wrapMax(maxAVX2), wrapExpSum(expSumAVX2), wrapScale(scaleAVX2)})
+		impls = append(impls, withPasses(softmaxImpl{name: "avx2", max: wrapMax(maxAVX2), expSum: wrapExpSum(expSumAVX2), scale: wrapScale(scaleAVX2)}))
 	}
 	return append(impls, softmaxGo)
 }
+
+//go:noescape
+func softmaxRowsAVX512(p *float32, n, rows int)
+
+// shortRow is the longest row the AVX-512 softmax hands to
+// softmaxRowsAVX512, whose extra passes pay off only while one row's
+// exponentials are too few to keep the vector units busy; longer rows (the
+// 4096 keys of a self-attention) go through the three passes.
+const shortRow = 256
 
 func wrapMax(f func(*float32, int) float32) func([]float32) float32 {
 	return func(row []float32) float32 {

@@ -271,6 +271,218 @@ scaledone:
 	VZEROUPPER
 	RET
 
+// Third lane set: x in Z10, result in Z13.
+#define EXP512C \
+	VSUBPS Z16, Z10, Z10; \
+	VMULPS Z17, Z10, Z11; \
+	VRNDSCALEPS $0, Z11, Z11; \
+	VMOVAPS Z10, Z12; \
+	VFNMADD231PS Z18, Z11, Z12; \
+	VFNMADD231PS Z19, Z11, Z12; \
+	VMOVAPS Z20, Z13; \
+	VFMADD213PS Z21, Z12, Z13; \
+	VFMADD213PS Z22, Z12, Z13; \
+	VFMADD213PS Z23, Z12, Z13; \
+	VFMADD213PS Z24, Z12, Z13; \
+	VFMADD213PS Z25, Z12, Z13; \
+	VMULPS Z12, Z12, Z14; \
+	VFMADD213PS Z12, Z14, Z13; \
+	VADDPS Z26, Z13, Z13; \
+	VCVTPS2DQ Z11, Z11; \
+	VPADDD Z27, Z11, Z11; \
+	VPSLLD $23, Z11, Z11; \
+	VMULPS Z11, Z13, Z13; \
+	VCMPPS $1, Z28, Z10, K4; \
+	VMOVAPS Z30, K4, Z13
+
+// ROWMASK sets K1 to the low CX lanes (0 < CX ≤ 16); clobbers R10.
+#define ROWMASK \
+	MOVL  $1, R10; \
+	SHLL  CX, R10; \
+	DECL  R10; \
+	KMOVW R10, K1
+
+// HSUM512 reduces Z0's lanes to their sum in X0 (clobbers Z1).
+#define HSUM512 \
+	VEXTRACTF64X4 $1, Z0, Y1; \
+	VADDPS        Y1, Y0, Y0; \
+	VEXTRACTF128  $1, Y0, X1; \
+	VADDPS        X1, X0, X0; \
+	VMOVHLPS      X0, X0, X1; \
+	VADDPS        X1, X0, X0; \
+	VMOVSHDUP     X0, X1; \
+	VADDSS        X1, X0, X0
+
+// func softmaxRowsAVX512(p *float32, n, rows int)
+//
+// Softmax of each of rows consecutive rows of n floats (n, rows ≥ 1) in
+// place. Short rows (77 text tokens) give one row's exponentials too little
+// independent work to hide EXP512's latency, so the block goes in passes:
+// each row shifted by its maximum (0 for a row of all −Inf, which then
+// exponentiates to zeros), e^x over the whole block three registers at a
+// time, then each row's sum and scaling by its reciprocal (skipped for a
+// zero sum: the all −Inf rows).
+TEXT ·softmaxRowsAVX512(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), DX
+	MOVQ rows+16(FP), BX
+	EXP512_CONSTS
+	MOVQ SI, DI
+	MOVQ BX, R11
+
+shift:
+	// The row's maximum m, then x −= m.
+	MOVQ         DI, AX
+	MOVQ         DX, CX
+	VBROADCASTSS negInf<>(SB), Z0
+
+rmax:
+	CMPQ   CX, $16
+	JLE    rmaxlast
+	VMAXPS (AX), Z0, Z0
+	ADDQ   $64, AX
+	SUBQ   $16, CX
+	JMP    rmax
+
+rmaxlast:
+	ROWMASK
+	VMAXPS        (AX), Z0, K1, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VMAXPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VMAXPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VMAXSS        X1, X0, X0
+	VUCOMISS      negInf<>(SB), X0
+	JPS           rfinite      // NaN: on, as softmaxRow does
+	JNE           rfinite
+	VXORPS        X0, X0, X0   // all −Inf: shift by 0
+
+rfinite:
+	VBROADCASTSS X0, Z1
+	MOVQ         DI, AX
+	MOVQ         DX, CX
+
+rsub:
+	CMPQ    CX, $16
+	JLE     rsublast
+	VMOVUPS (AX), Z0
+	VSUBPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $64, AX
+	SUBQ    $16, CX
+	JMP     rsub
+
+rsublast:
+	ROWMASK
+	VMOVUPS.Z (AX), K1, Z0
+	VSUBPS    Z1, Z0, Z0
+	VMOVUPS   Z0, K1, (AX)
+	LEAQ      (DI)(DX*4), DI
+	DECQ      R11
+	JNZ       shift
+
+	// e^x over the whole block (EXP512 with m = 0).
+	VPXORD Z16, Z16, Z16
+	MOVQ   DX, CX
+	IMULQ  BX, CX
+	MOVQ   SI, AX
+
+rexp:
+	CMPQ    CX, $48
+	JLT     rexp16
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z5
+	VMOVUPS 128(AX), Z10
+	EXP512
+	EXP512B
+	EXP512C
+	VMOVUPS Z3, (AX)
+	VMOVUPS Z8, 64(AX)
+	VMOVUPS Z13, 128(AX)
+	ADDQ    $192, AX
+	SUBQ    $48, CX
+	JMP     rexp
+
+rexp16:
+	CMPQ    CX, $16
+	JLT     rexptail
+	VMOVUPS (AX), Z0
+	EXP512
+	VMOVUPS Z3, (AX)
+	ADDQ    $64, AX
+	SUBQ    $16, CX
+	JMP     rexp16
+
+rexptail:
+	TESTQ     CX, CX
+	JZ        rnorm
+	ROWMASK
+	VMOVUPS.Z (AX), K1, Z0
+	EXP512
+	VMOVUPS   Z3, K1, (AX)
+
+rnorm:
+	// Each row's sum s, then x *= 1/s.
+	MOVQ   SI, AX
+	MOVQ   DX, CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z2, Z2, Z2
+
+rsum:
+	CMPQ   CX, $32
+	JLE    rsumlast
+	VADDPS (AX), Z0, Z0
+	VADDPS 64(AX), Z2, Z2
+	ADDQ   $128, AX
+	SUBQ   $32, CX
+	JMP    rsum
+
+rsumlast:
+	CMPQ   CX, $16
+	JLE    rsumtail
+	VADDPS (AX), Z0, Z0
+	ADDQ   $64, AX
+	SUBQ   $16, CX
+
+rsumtail:
+	ROWMASK
+	VADDPS   (AX), Z2, K1, Z2
+	VADDPS   Z2, Z0, Z0
+	HSUM512
+	VXORPS   X1, X1, X1
+	VUCOMISS X1, X0
+	JEQ      rnext // a row of all −Inf is all zeros already
+	VMOVSS   expOne<>(SB), X1
+	VDIVSS   X0, X1, X1
+	VBROADCASTSS X1, Z1
+	MOVQ     SI, AX
+	MOVQ     DX, CX
+
+rscale:
+	CMPQ    CX, $16
+	JLE     rscalelast
+	VMULPS  (AX), Z1, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $64, AX
+	SUBQ    $16, CX
+	JMP     rscale
+
+rscalelast:
+	ROWMASK
+	VMOVUPS.Z (AX), K1, Z0
+	VMULPS    Z1, Z0, Z0
+	VMOVUPS   Z0, K1, (AX)
+
+rnext:
+	LEAQ (SI)(DX*4), SI
+	DECQ BX
+	JNZ  rnorm
+	VZEROUPPER
+	RET
+
 // ---- AVX2 + FMA. Y15 m, Y14 the sum, Y13 the tail mask, Y5..Y12 log2e,
 // l2u, l2l and the first five polynomial coefficients; the rest are memory
 // operands. EXP256 takes x in Y0 and leaves e^(x−m) in Y3.
