@@ -30,7 +30,9 @@ func benchConv2d(b *testing.B, n, c, h, w int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		sink = Conv2d(x, wt, bias, Conv2dParams{Stride: 1, Padding: 1})
+		// Released as the models' layer chains do (Replace), so the output
+		// comes from the pool rather than fresh memory.
+		Release(Conv2d(x, wt, bias, Conv2dParams{Stride: 1, Padding: 1}))
 	}
 	b.ReportMetric(2*float64(n*c*c*9*h*w)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
@@ -89,3 +91,27 @@ func benchRows6(b *testing.B, k, n int) {
 func BenchmarkRows6_Scores(b *testing.B) { benchRows6(b, 40, 77) }
 func BenchmarkRows6_Values(b *testing.B) { benchRows6(b, 77, 40) }
 func BenchmarkRows6_Wide(b *testing.B)   { benchRows6(b, 256, 64) }
+
+// More SD 1.5 3x3 convolution sizes: the UNet's 640 channels at 32x32 and
+// 1280 at 16x16, and the VAE decoder's 512 channels at 64x64 and 128x128
+// and 128 channels at its full 512x512.
+func BenchmarkConv2d_640x32x32(b *testing.B)   { benchConv2d(b, 1, 640, 32, 32) }
+func BenchmarkConv2d_1280x16x16(b *testing.B)  { benchConv2d(b, 1, 1280, 16, 16) }
+func BenchmarkConv2d_512x64x64(b *testing.B)   { benchConv2d(b, 1, 512, 64, 64) }
+func BenchmarkConv2d_512x128x128(b *testing.B) { benchConv2d(b, 1, 512, 128, 128) }
+func BenchmarkConv2d_128x512x512(b *testing.B) { benchConv2d(b, 1, 128, 512, 512) }
+
+// The UNet's up-block convolutions after the skip concatenation: 1920 → 640
+// channels at 32x32 and 960 → 320 at 64x64.
+func benchConv2dIO(b *testing.B, cin, cout, h, w int) {
+	r := rand.New(rand.NewPCG(2, 2))
+	x, wt, bias := randn(r, 1, cin, h, w), randn(r, cout, cin, 3, 3), randn(r, cout)
+	b.ReportAllocs()
+	for b.Loop() {
+		Release(Conv2d(x, wt, bias, Conv2dParams{Stride: 1, Padding: 1}))
+	}
+	b.ReportMetric(2*float64(cout*cin*9*h*w)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkConv2d_1920to640x32x32(b *testing.B) { benchConv2dIO(b, 1920, 640, 32, 32) }
+func BenchmarkConv2d_960to320x64x64(b *testing.B)  { benchConv2dIO(b, 960, 320, 64, 64) }

@@ -57,7 +57,11 @@ var flops atomic.Int64
 // FLOPs returns the floating-point operations issued through BLAS since the
 // program started, counting 2·m·n·k per matrix product: every convolution,
 // linear layer and attention product, which is where diffusion models spend
-// their time. Benchmarks divide differences of it by elapsed time.
+// their time. Benchmarks divide differences of it by elapsed time. A
+// convolution computed by Winograd F(2x2, 3x3) counts the direct
+// convolution's 2·Cout·Cin·9·H·W, not the 2.25× fewer it performs, so the
+// figure measures the model's work and GFLOP/s is the effective rate (it
+// can pass a plain sgemm's peak).
 func FLOPs() int64 { return flops.Load() }
 
 // gemmBias computes C = A·B + bias[i] on each row i of C (A m×k, B k×n,
