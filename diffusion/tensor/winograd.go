@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -91,11 +92,9 @@ func winoOutputGo(src []float32, ld int, dst []float32, ldd, rows, n, w int, bia
 // variable only so the tests can make blocks small.
 var winoMaxFloats = 1 << 21
 
-// winoFilters returns U [16, Cout, Cin]: U_ξ = (G·g·Gᵀ)[ξ] for the 3x3
-// filters g of wd [Cout, Cin, 3, 3], in a pooled scratch buffer.
-func winoFilters(wd []float32, cout, cin int) *[]float32 {
-	buf := getScratch(16 * cout * cin)
-	u := *buf
+// winoFilters sets u [16, Cout, Cin] to U_ξ = (G·g·Gᵀ)[ξ] for the 3x3
+// filters g of wd [Cout, Cin, 3, 3].
+func winoFilters(u, wd []float32, cout, cin int) {
 	plane := cout * cin
 	parallelFor(cout, 8, func(lo, hi int) {
 		var rows [16][]float32
@@ -124,7 +123,24 @@ func winoFilters(wd []float32, cout, cin int) *[]float32 {
 			}
 		}
 	})
-	return buf
+}
+
+// winoPool holds winogradConv3x3's workspace, one buffer grown to the
+// largest convolution's need: a pool of its own, so that buffers of other
+// sizes (getScratch's) never displace it and every convolution after the
+// largest allocates nothing (garbage here raises the peak RSS of a whole
+// generation, whose heap runs close to the GC's goal).
+var winoPool sync.Pool
+
+// winoWorkspace returns n floats of workspace from winoPool.
+func winoWorkspace(n int) *[]float32 {
+	s, _ := winoPool.Get().(*[]float32)
+	if s == nil || cap(*s) < n {
+		b := makeFloats(n)
+		s = &b
+	}
+	*s = (*s)[:n]
+	return s
 }
 
 // winogradConv3x3 computes out [N, Cout, H, W] = the 3x3, stride-1,
@@ -145,15 +161,17 @@ func winogradConv3x3(impl winoImpl, row func(dst []float32, i, c, y int), n, cin
 	// impl.input may read up to 32·⌈tw/16⌉ + 18.
 	ls := 32*((tw+15)/16) + 32
 	nty := max(1, min(th, winoMaxFloats/(16*max(cin, cout)*tw)))
-	ub := winoFilters(wd, cout, cin)
-	vb, mb := getScratch(16*cin*nty*tw), getScratch(16*cout*nty*tw)
-	u, v, m := *ub, *vb, *mb
-	// One band of padded input rows per worker (eachTask starts at most
-	// GOMAXPROCS): rows 2·ty0−1 … 2·(ty0+rows) of one channel. Only
-	// columns 1 … W of a row are ever written, so the others stay zero.
+	// The workspace: U [16, Cout, Cin], V [16, Cin, tiles], M [16, Cout,
+	// tiles] and one band of padded input rows per worker (eachTask starts
+	// at most GOMAXPROCS), rows 2·ty0−1 … 2·(ty0+rows) of one channel. Only
+	// columns 1 … W of a band's row are ever written, so the others stay
+	// zero.
 	workers, bandLen := runtime.GOMAXPROCS(0), (2*nty+2)*ls
-	bb := getScratch(workers * bandLen)
-	clear(*bb)
+	nu, nv, nm := 16*cout*cin, 16*cin*nty*tw, 16*cout*nty*tw
+	ws := winoWorkspace(nu + nv + nm + workers*bandLen)
+	u, v, m, bands := (*ws)[:nu], (*ws)[nu:nu+nv], (*ws)[nu+nv:nu+nv+nm], (*ws)[nu+nv+nm:]
+	clear(bands)
+	winoFilters(u, wd, cout, cin)
 	for img := range n {
 		for ty0 := 0; ty0 < th; ty0 += nty {
 			rows := min(nty, th-ty0)
@@ -161,7 +179,7 @@ func winogradConv3x3(impl winoImpl, row func(dst []float32, i, c, y int), n, cin
 			var slot atomic.Int32
 			eachTask(cin, func() func(int) {
 				i := int(slot.Add(1) - 1)
-				band := (*bb)[i*bandLen : (i+1)*bandLen]
+				band := bands[i*bandLen : (i+1)*bandLen]
 				return func(c int) {
 					for r := range 2*rows + 2 {
 						y := 2*ty0 - 1 + r
@@ -200,10 +218,7 @@ func winogradConv3x3(impl winoImpl, row func(dst []float32, i, c, y int), n, cin
 		}
 	}
 	flops.Add(2*int64(n)*int64(cout)*int64(cin)*int64(h*w)*9 - 32*int64(n)*int64(cout)*int64(cin)*int64(th*tw))
-	putScratch(ub)
-	putScratch(vb)
-	putScratch(mb)
-	putScratch(bb)
+	winoPool.Put(ws)
 }
 
 // winograd is the transform pair Conv2d's Winograd path uses, nil where
