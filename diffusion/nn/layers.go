@@ -49,6 +49,14 @@ func (c *Conv2d) ForwardUpsampled2x(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.Conv2dUpsample2x(x, c.Weight, c.Bias, c.Conv2dParams)
 }
 
+// ForwardGroupNormSiLU is Forward(SiLU(g.Forward(x))), the normalisation,
+// activation and convolution of a ResNet block, without storing the
+// normalised x where the convolution allows (tensor.Conv2dGroupNormSiLU).
+// With consume, x is given up: the caller must not use it afterwards.
+func (c *Conv2d) ForwardGroupNormSiLU(x *tensor.Tensor, g *GroupNorm, consume bool) *tensor.Tensor {
+	return tensor.Conv2dGroupNormSiLU(x, g.Groups, g.Weight, g.Bias, g.Eps, c.Weight, c.Bias, c.Conv2dParams, consume)
+}
+
 // GroupNorm is torch.nn.GroupNorm with affine weight and bias [C].
 type GroupNorm struct {
 	Weight, Bias *tensor.Tensor

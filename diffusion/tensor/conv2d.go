@@ -455,3 +455,78 @@ func fill(s []float32, v float32) {
 		s[i] = v
 	}
 }
+
+// Conv2dGroupNormSiLU is Conv2d(SiLU(GroupNorm(x, groups, gnWeight, gnBias,
+// eps)), weight, bias, p), the normalisation, activation and convolution of
+// diffusers' ResnetBlock2D, with the same result bit for bit. With consume,
+// x is the caller's to give up: its storage may be reused and it must not be
+// used after the call.
+//
+// Where Conv2d takes the Winograd path and nothing is tracked, the
+// normalised x is never stored: after one statistics pass over x, the input
+// transform normalises and activates each row as it reads it, so a 512x512
+// SD VAE decode never holds the 268 MB normalised copy of its largest
+// activation, nor writes and reads it. Otherwise it is the composition
+// (normalising x in place with consume).
+func Conv2dGroupNormSiLU(x *Tensor, groups int, gnWeight, gnBias *Tensor, eps float32, weight, bias *Tensor, p Conv2dParams, consume bool) *Tensor {
+	mustFloat32("Conv2dGroupNormSiLU", x, gnWeight, gnBias, bias)
+	fused := x.Dims() == 4 && weight.Dims() == 4 && !tracked(x, gnWeight, gnBias, weight, bias)
+	var n, cin, h, w, cout int
+	if fused {
+		n, cin, h, w = x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+		cout = weight.Shape[0]
+		fused = useWinograd(weight.Shape[2], weight.Shape[3], p, cin, cout, h, w) && weight.Shape[1] == cin &&
+			groups > 0 && cin%groups == 0 && (gnWeight == nil || gnWeight.Len() == cin) &&
+			(gnBias == nil || gnBias.Len() == cin) && (bias == nil || bias.Len() == cout)
+	}
+	if !fused {
+		hn := x
+		if consume {
+			GroupNormTo(x, x, groups, gnWeight, gnBias, eps)
+		} else {
+			hn = GroupNorm(x, groups, gnWeight, gnBias, eps)
+		}
+		SiLU(hn)
+		return Replace(hn, Conv2d(hn, weight, bias, p))
+	}
+	// GroupNorm's per-channel affine map: x̂ = x·a + b with a = rstd·γ and
+	// b = β − mean·a, as groupNorm computes it.
+	spatial, cpg := h*w, cin/groups
+	ab := make([]float32, 2*n*cin)
+	xd := x.Data
+	parallelFor(n*groups, 1, func(lo, hi int) {
+		for ng := lo; ng < hi; ng++ {
+			mean, rstd := meanRstd(xd[ng*cpg*spatial:(ng+1)*cpg*spatial], eps)
+			for ci := range cpg {
+				ch := (ng%groups)*cpg + ci
+				scale, shift := float32(1), float32(0)
+				if gnWeight != nil {
+					scale = gnWeight.Data[ch]
+				}
+				if gnBias != nil {
+					shift = gnBias.Data[ch]
+				}
+				a := rstd * scale
+				ab[2*(ng*cpg+ci)], ab[2*(ng*cpg+ci)+1] = a, shift-mean*a
+			}
+		}
+	})
+	out := newUninit(n, cout, h, w) // every element is written by the output transform
+	var biasData []float32
+	if bias != nil {
+		biasData = bias.Data
+	}
+	wd, scratch := weightData(weight, false)
+	winogradConv3x3(*winograd, func(dst []float32, i, c, y int) {
+		a, b := ab[2*(i*cin+c)], ab[2*(i*cin+c)+1]
+		for k, v := range xd[((i*cin+c)*h+y)*w:][:len(dst)] {
+			dst[k] = v*a + b
+		}
+		actKernels.silu(dst, dst)
+	}, n, cin, h, w, cout, wd, biasData, out.Data)
+	putScratch(scratch)
+	if consume {
+		Release(x)
+	}
+	return out
+}

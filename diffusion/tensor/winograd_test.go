@@ -129,3 +129,54 @@ func TestConv2dWinograd(t *testing.T) {
 	}
 	assertClose(t, "Conv2dUpsample2x", up, naiveConv2d(UpsampleNearest2x(small), w, b, Conv2dParams{1, 1}), 1e-3)
 }
+
+// TestConv2dGroupNormSiLU holds the fused op to the composition it stands
+// for, bit for bit: on the Winograd path (two images, 8 groups of 4
+// channels, an affine norm, with and without the convolution's bias) and on
+// the fallbacks (a plane too small for Winograd, no norm affine), with and
+// without consume; x survives unless consumed.
+func TestConv2dGroupNormSiLU(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	cases := []struct {
+		name           string
+		n, cin, h, w   int
+		cout, groups   int
+		affine, biased bool
+	}{
+		{"winograd", 2, 32, 64, 66, 40, 8, true, true},
+		{"winograd no conv bias", 1, 32, 65, 64, 32, 32, true, false},
+		{"small plane: composition", 2, 32, 16, 16, 8, 8, true, true},
+		{"no norm affine", 1, 32, 64, 64, 32, 4, false, true},
+	}
+	for _, c := range cases {
+		for _, consume := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/consume=%v", c.name, consume), func(t *testing.T) {
+				x := randn(r, c.n, c.cin, c.h, c.w)
+				for i := range x.Data {
+					x.Data[i] = 3*x.Data[i] + 1 // a mean and a spread to normalise away
+				}
+				var gw, gb, b *Tensor
+				if c.affine {
+					gw, gb = randn(r, c.cin), randn(r, c.cin)
+				}
+				if c.biased {
+					b = randn(r, c.cout)
+				}
+				wt := randn(r, c.cout, c.cin, 3, 3)
+				p := Conv2dParams{1, 1}
+				hn := SiLU(GroupNorm(x, c.groups, gw, gb, 1e-6))
+				want := Conv2d(hn, wt, b, p)
+				keep := x.Clone()
+				got := Conv2dGroupNormSiLU(x, c.groups, gw, gb, 1e-6, wt, b, p, consume)
+				if d, at := MaxAbsDiff(got, want); d != 0 {
+					t.Fatalf("differs from the composition by %g at %d", d, at)
+				}
+				if !consume {
+					if d, _ := MaxAbsDiff(x, keep); d != 0 {
+						t.Fatal("x changed without consume")
+					}
+				}
+			})
+		}
+	}
+}

@@ -59,14 +59,12 @@ func NewResnetBlock2D(w nn.Weights, c ResnetConfig) *ResnetBlock2D {
 // Its intermediate activations go back to the tensor pool (tensor.Release)
 // as soon as they are used; x is left alone.
 func (r *ResnetBlock2D) Forward(x, temb *tensor.Tensor) *tensor.Tensor {
-	h := tensor.SiLU(r.Norm1.Forward(x))
-	h = tensor.Replace(h, r.Conv1.Forward(h))
+	h := r.Conv1.ForwardGroupNormSiLU(x, r.Norm1, false)
 	if r.TimeEmbProj != nil && temb != nil {
 		t := r.TimeEmbProj.Forward(tensor.SiLU(temb.Clone()))
 		tensor.AddChannelBias(h, t)
 	}
-	h = tensor.SiLU(r.Norm2.ForwardInPlace(h)) // h is this block's own conv1 output
-	h = tensor.Replace(h, r.Conv2.Forward(h))
+	h = r.Conv2.ForwardGroupNormSiLU(h, r.Norm2, true) // h is this block's own conv1 output
 	shortcut := x
 	if r.ConvShortcut != nil {
 		shortcut = r.ConvShortcut.Forward(x)
