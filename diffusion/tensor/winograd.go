@@ -178,8 +178,12 @@ func winogradConv3x3(impl winoImpl, row func(dst []float32, i, c, y int), n, cin
 			tb := rows * tw
 			var slot atomic.Int32
 			eachTask(cin, func() func(int) {
-				i := int(slot.Add(1) - 1)
-				band := bands[i*bandLen : (i+1)*bandLen]
+				var band []float32
+				if i := int(slot.Add(1) - 1); i < workers {
+					band = bands[i*bandLen : (i+1)*bandLen]
+				} else { // GOMAXPROCS raised since the workspace was sized
+					band = make([]float32, bandLen)
+				}
 				return func(c int) {
 					for r := range 2*rows + 2 {
 						y := 2*ty0 - 1 + r
