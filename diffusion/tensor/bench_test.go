@@ -115,3 +115,19 @@ func benchConv2dIO(b *testing.B, cin, cout, h, w int) {
 
 func BenchmarkConv2d_1920to640x32x32(b *testing.B) { benchConv2dIO(b, 1920, 640, 32, 32) }
 func BenchmarkConv2d_960to320x64x64(b *testing.B)  { benchConv2dIO(b, 960, 320, 64, 64) }
+
+// Linear layers with their bias, released as the models do: the UNet's
+// attention output projection at 64x64 latents (8192 tokens, 320 → 320) and
+// its feed-forward's down projection (1280 → 320).
+func benchLinearBias(b *testing.B, rows, in, out int) {
+	r := rand.New(rand.NewPCG(1, 1))
+	x, w, bias := randn(r, rows, in), randn(r, out, in), randn(r, out)
+	b.ReportAllocs()
+	for b.Loop() {
+		Release(Linear(x, w, bias))
+	}
+	b.ReportMetric(2*float64(rows)*float64(in)*float64(out)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkLinear_Bias_8192x320x320(b *testing.B)  { benchLinearBias(b, 8192, 320, 320) }
+func BenchmarkLinear_Bias_8192x1280x320(b *testing.B) { benchLinearBias(b, 8192, 1280, 320) }

@@ -79,6 +79,23 @@ func gemmBias(m, n, k int, a []float32, lda int, b []float32, ldb int, bias, c [
 	sgemmBias(sgemmKernel, m, n, k, a, lda, b, ldb, bias, c, ldc)
 }
 
+// gemmLinear computes C = A·Bᵀ + 1·biasᵀ (bias[j] added to column j of C),
+// a Linear layer's y = x·Wᵀ + b with A [m, k] and B [n, k]. Through Packed
+// (and where the product is not computed transposed) the bias is filled
+// into each block of C just before its first kernels, in cache; otherwise C
+// is filled with it first and the product added.
+func gemmLinear(m, n, k int, a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+	if _, packed := BLAS.(Packed); packed && k > 0 && !transposeFits(sgemmKernel, m, n) {
+		flops.Add(2 * int64(m) * int64(n) * int64(k))
+		sgemmLinear(sgemmKernel, m, n, k, a, lda, b, ldb, bias, c, ldc)
+		return
+	}
+	for r := 0; r < m; r++ {
+		copy(c[r*ldc:r*ldc+n], bias[:n])
+	}
+	gemm(false, true, m, n, k, 1, a, lda, b, ldb, 1, c, ldc)
+}
+
 // gemmFilled computes C = A·B (+ bias[i] on each row i when bias is set)
 // with B k×n given by a block filler (see sgemmProblem.bFill), through
 // Packed's kernels whatever BLAS is: callers check that BLAS is Packed.

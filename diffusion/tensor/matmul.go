@@ -71,20 +71,17 @@ func Linear(x, weight, bias *Tensor) *Tensor {
 	}
 	rows := x.Len() / max(in, 1)
 	shape := append(append([]int(nil), x.Shape[:x.Dims()-1]...), out)
-	y := newUninit(shape...) // the bias rows or the product (beta 0) write every element
-	beta := float32(0)
-	if bias != nil {
-		if bias.Len() != out {
-			panic(fmt.Sprintf("tensor: Linear bias %v for %d outputs", bias.Shape, out))
-		}
-		for r := 0; r < rows; r++ {
-			copy(y.Data[r*out:(r+1)*out], bias.Data)
-		}
-		beta = 1
+	y := newUninit(shape...) // the product (beta 0) or the bias and product write every element
+	if bias != nil && bias.Len() != out {
+		panic(fmt.Sprintf("tensor: Linear bias %v for %d outputs", bias.Shape, out))
 	}
 	xd := x.Data
 	wd, scratch := weightData(weight, tracked(x, weight, bias))
-	gemm(false, true, rows, out, in, 1, xd, in, wd, in, beta, y.Data, out)
+	if bias != nil {
+		gemmLinear(rows, out, in, xd, in, wd, in, bias.Data, y.Data, out)
+	} else {
+		gemm(false, true, rows, out, in, 1, xd, in, wd, in, 0, y.Data, out)
+	}
 	putScratch(scratch)
 	record(y, []*Tensor{x, weight, bias}, func(g []float32, d [][]float32) {
 		if d[0] != nil { // dx = g·W

@@ -111,6 +111,21 @@ func sgemmBias(kern *kernel, m, n, k int, a []float32, lda int, b []float32, ldb
 	p.run()
 }
 
+// sgemmLinear computes C = A·Bᵀ + 1·biasᵀ (bias[j] added to column j) for
+// row-major A m×k and B n×k, without reading C: a Linear layer's
+// y = x·Wᵀ + b in one pass over y.
+func sgemmLinear(kern *kernel, m, n, k int, a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k < 1 || len(bias) < n || lda < k || ldb < k || ldc < n ||
+		len(a) < (m-1)*lda+k || len(b) < (n-1)*ldb+k || len(c) < (m-1)*ldc+n {
+		panic(fmt.Sprintf("tensor: sgemmLinear operands too short for %d×%d · (%d×%d)ᵀ (bias %d)", m, k, n, k, len(bias)))
+	}
+	p := sgemmProblem{kern: kern, bTrans: true, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, colBias: bias}
+	p.run()
+}
+
 // sgemmFilled is sgemmBias (bias may be nil: C = A·B) with B given by its
 // block filler (see sgemmProblem.bFill) instead of stored.
 func sgemmFilled(kern *kernel, m, n, k int, a []float32, lda int, bFill func(dst []float32, ld, q0, kq, j0, n int), bias, c []float32, ldc int) {
@@ -258,6 +273,9 @@ type sgemmProblem struct {
 	// k block's micro-kernels accumulate onto it, while it is in cache,
 	// instead of in a separate pass over C.
 	bias []float32
+	// colBias, when set instead (with beta 0), adds colBias[j] to column
+	// j of C (a Linear layer's bias), filled in the same way.
+	colBias []float32
 	// bFill, when set, stands for b: it fills dst[q·ld+j] with
 	// op(B)[q0+q][j0+j] for q < kq, j < n, so that B (an im2col matrix) is
 	// built a kc×nc block at a time, in cache, and never whole in memory.
@@ -400,12 +418,17 @@ func (p *sgemmProblem) block(i0, i1, j0, j1 int) {
 			for ic := i0; ic < i1; ic += mc {
 				mcc := min(mc, i1-ic)
 				p.packA(ap, ic, mcc, pc, kcc)
-				if pc == 0 && p.bias != nil {
-					// The block of C starts from its rows' bias, filled
-					// row segment by row segment just before the kernels
+				if pc == 0 && (p.bias != nil || p.colBias != nil) {
+					// The block of C starts from its bias, filled row
+					// segment by row segment just before the kernels
 					// accumulate onto it (it is then in cache).
 					for i := ic; i < ic+mcc; i++ {
-						fill(p.c[i*p.ldc+jc:i*p.ldc+jc+ncc], p.bias[i])
+						seg := p.c[i*p.ldc+jc : i*p.ldc+jc+ncc]
+						if p.bias != nil {
+							fill(seg, p.bias[i])
+						} else {
+							copy(seg, p.colBias[jc:jc+ncc])
+						}
 					}
 					beta = 1
 				}

@@ -491,15 +491,24 @@ func TestPanelPackers(t *testing.T) {
 // blocks too, so the bias must be added in the first k block only and on
 // edge tiles), through a parallel split, and through gemmBias's fallback
 // when BLAS is not Packed. C starts as NaN: it must not be read.
+// TestSgemmBias checks the products with a bias filled in block by block:
+// per row (sgemmBias, convolutions: C = A·B + bias·1ᵀ) and per column
+// (sgemmLinear, Linear layers: C = A·Bᵀ + 1·biasᵀ), every kernel, the gemm
+// wrappers and their fallbacks, for shapes around the tile and block edges
+// (n past nc = 2048, k past kc = 384) and a thin one the Linear wrapper
+// computes transposed; C's padding must stay untouched.
 func TestSgemmBias(t *testing.T) {
 	type shape struct{ m, n, k int }
-	shapes := []shape{{1, 1, 1}, {3, 5, 7}, {17, 31, 16}, {31, 65, 300}, {64, 300, 127}, {300, 64, 65}, {5, 2, 0}}
-	check := func(t *testing.T, name string, s shape, run func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int)) {
+	shapes := []shape{{1, 1, 1}, {3, 5, 7}, {17, 31, 16}, {31, 65, 300}, {64, 300, 127}, {300, 64, 65}, {5, 2, 0}, {3, 2100, 400}, {2, 40, 9}}
+	check := func(t *testing.T, name string, s shape, perColumn bool, run func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int)) {
 		t.Helper()
-		tc := gemmCase{m: s.m, n: s.n, k: s.k, alpha: 1, beta: 0, pad: 3}
+		tc := gemmCase{tB: perColumn, m: s.m, n: s.n, k: s.k, alpha: 1, beta: 0, pad: 3}
 		r := rand.New(rand.NewPCG(uint64(s.m), uint64(s.n*1000+s.k)))
 		a, lda, b, ldb, c, ldc := gemmOperands(r, tc)
 		bias := make([]float32, s.m)
+		if perColumn {
+			bias = make([]float32, s.n)
+		}
 		for i := range bias {
 			bias[i] = float32(r.NormFloat64())
 		}
@@ -516,8 +525,13 @@ func TestSgemmBias(t *testing.T) {
 					}
 					continue
 				}
-				w := want[i*s.n+j] + float64(bias[i])
-				tol := rtol*(scale[i*s.n+j]+math.Abs(float64(bias[i]))) + 1e-30
+				bi := i
+				if perColumn {
+					bi = j
+				}
+				bv := float64(bias[bi])
+				w := want[i*s.n+j] + bv
+				tol := rtol*(scale[i*s.n+j]+math.Abs(bv)) + 1e-30
 				if d := math.Abs(float64(got) - w); !(d <= tol) {
 					t.Fatalf("%s %v: C[%d][%d] = %g, want %g (diff %g > %g)", name, s, i, j, got, w, d, tol)
 				}
@@ -526,18 +540,27 @@ func TestSgemmBias(t *testing.T) {
 	}
 	for _, s := range shapes {
 		for _, kern := range append(testKernels(), genericKernel) {
-			check(t, kern.name, s, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+			check(t, kern.name, s, false, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
 				sgemmBias(kern, s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
 			})
+			if s.k > 0 {
+				check(t, kern.name+" linear", s, true, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+					sgemmLinear(kern, s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
+				})
+			}
 		}
-		check(t, "gemmBias", s, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
-			gemmBias(s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
-		})
+		gemms := func(suffix string) {
+			check(t, "gemmBias"+suffix, s, false, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+				gemmBias(s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
+			})
+			check(t, "gemmLinear"+suffix, s, true, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
+				gemmLinear(s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
+			})
+		}
+		gemms("")
 		old := BLAS
-		BLAS = struct{ Packed }{} // not Packed itself: gemmBias takes its fallback
-		check(t, "gemmBias fallback", s, func(a []float32, lda int, b []float32, ldb int, bias, c []float32, ldc int) {
-			gemmBias(s.m, s.n, s.k, a, lda, b, ldb, bias, c, ldc)
-		})
+		BLAS = struct{ Packed }{} // not Packed itself: the wrappers take their fallbacks
+		gemms(" fallback")
 		BLAS = old
 	}
 }
