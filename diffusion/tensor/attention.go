@@ -145,10 +145,14 @@ func attentionRows(rows6 rowsKernel, out, qd, kd, vd []float32, b, lq, lk, heads
 		}
 	})
 	nChunks := (lq + fusedRows - 1) / fusedRows
+	var mu sync.Mutex
+	var held []*[]float32 // the workers' scratch, pooled
 	eachTask(b*nChunks, func() func(int) {
-		s := make([]float32, 6*lk)
-		qpad := make([]float32, 6*hd)
-		opad := make([]float32, 6*hdv)
+		buf := getScratch(6 * (lk + hd + hdv))
+		mu.Lock()
+		held = append(held, buf)
+		mu.Unlock()
+		s, qpad, opad := (*buf)[:6*lk], (*buf)[6*lk:6*(lk+hd)], (*buf)[6*(lk+hd):]
 		return func(t int) {
 			bi, c := t/nChunks, t%nChunks
 			q0 := c * fusedRows
@@ -181,6 +185,9 @@ func attentionRows(rows6 rowsKernel, out, qd, kd, vd []float32, b, lq, lk, heads
 			}
 		}
 	})
+	for _, buf := range held {
+		putScratch(buf)
+	}
 }
 
 // rowsKernel computes c = a·b for six rows: C[6][n] = A[6][k]·B[k][n], the
