@@ -52,7 +52,7 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 	out := newUninit(b, lq, hdv) // every element is written by a P·V product
 	qd, kd, vd := q.Data, k.Data, v.Data
 	chunk := max(1, min(lq, maxScoreFloats/lk))
-	if attnRows6 != nil && lk <= fusedMaxKeys {
+	if attnRows6 != nil && lk <= fusedMaxKeys && d > 0 && dv > 0 {
 		attentionRows(attnRows6, out.Data, qd, kd, vd, b, lq, lk, heads, d, dv, scale, causal)
 	} else {
 		attentionBlocks(out.Data, qd, kd, vd, b, lq, lk, heads, d, dv, chunk, scale, causal)

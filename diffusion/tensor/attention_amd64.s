@@ -11,7 +11,8 @@
 
 #include "textflag.h"
 
-// FMAROW adds the broadcast a·(Z0..Z3) to four accumulators of one row.
+// FMAROW4..1 add the broadcast a times Z0..Z3 (the first 4..1 of them) to
+// one row's accumulators.
 #define FMAROW4(a, z, c0, c1, c2, c3) \
 	VBROADCASTSS a, z; \
 	VFMADD231PS Z0, z, c0; \

@@ -33,7 +33,7 @@ func winoOutputAVX512(src *float32, ld int, dst *float32, ldd, rows, n, w int, b
 var winoAVX512 = winoImpl{
 	name: "avx512",
 	input: func(src []float32, ls int, dst []float32, ld, n int) {
-		if n < 1 || len(src) < 3*ls+32*((n+15)/16)+18 || len(dst) < 15*ld+n {
+		if n < 1 || len(src) < 3*ls+32*((n+15)/16)+2 || len(dst) < 15*ld+n {
 			panic("tensor: winograd input transform bounds")
 		}
 		winoInputAVX512(&src[0], ls, &dst[0], ld, n)

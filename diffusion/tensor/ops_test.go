@@ -170,6 +170,10 @@ func TestAttention(t *testing.T) {
 		{"CLIP causal 77", 2, 77, 77, 2, 64, 64, true},
 		{"800 queries", 1, 800, 77, 1, 8, 8, false},
 		{"256 keys", 1, 30, 256, 1, 8, 8, true},
+		// Zero-width heads: uniform weights over no dimensions, or an
+		// empty output (the fused path must not take them).
+		{"d 0", 1, 2, 3, 1, 0, 4, false},
+		{"dv 0", 1, 2, 3, 1, 4, 0, false},
 	}
 	paths := []struct {
 		name  string
@@ -186,7 +190,7 @@ func TestAttention(t *testing.T) {
 		q := randn(r, c.b, c.lq, c.heads*c.d)
 		k := randn(r, c.b, c.lk, c.heads*c.d)
 		v := randn(r, c.b, c.lk, c.heads*c.dv)
-		scale := float32(1 / math.Sqrt(float64(c.d)))
+		scale := float32(1 / math.Sqrt(float64(max(1, c.d))))
 		want := naiveAttention(q, k, v, c.heads, scale, c.causal)
 		for _, p := range paths {
 			t.Run(c.name+"/"+p.name, func(t *testing.T) {
@@ -390,7 +394,7 @@ func TestExpf(t *testing.T) {
 // softmax for row lengths 1..100 (each tail of one, two and three registers
 // and the three-register loop) and around shortRow, blocks of one to three rows, rows with −Inf
 // entries and rows of all −Inf (zeros), and guard elements around the block
-// that must stay untouched.
+// that must stay untouched; a row holding a NaN must come out all NaN.
 func TestSoftmaxRows(t *testing.T) {
 	const guard = 1234.5
 	r := rand.New(rand.NewPCG(9, 10))
@@ -413,6 +417,9 @@ func TestSoftmaxRows(t *testing.T) {
 					block[n+i] = negInf32
 				}
 			}
+			if n > 2 && rows > 2 {
+				block[2*n+1] = float32(math.NaN()) // row 2 holds a NaN: all NaN
+			}
 			in := slices.Clone(block)
 			impl.rows(block, n)
 			for i := range buf {
@@ -422,6 +429,14 @@ func TestSoftmaxRows(t *testing.T) {
 			}
 			for ri := range rows {
 				x := in[ri*n : (ri+1)*n]
+				if slices.ContainsFunc(x, func(v float32) bool { return v != v }) {
+					for j, v := range block[ri*n : (ri+1)*n] {
+						if v == v {
+							t.Fatalf("%s n %d: row %d holds a NaN but p[%d] = %g", impl.name, n, ri, j, v)
+						}
+					}
+					continue
+				}
 				m := math.Inf(-1)
 				for _, v := range x {
 					m = math.Max(m, float64(v))

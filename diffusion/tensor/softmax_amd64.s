@@ -321,7 +321,8 @@ scaledone:
 // each row shifted by its maximum (0 for a row of all −Inf, which then
 // exponentiates to zeros), e^x over the whole block three registers at a
 // time, then each row's sum and scaling by its reciprocal (skipped for a
-// zero sum: the all −Inf rows).
+// zero sum: the all −Inf rows). A row holding a NaN comes out all NaN (its
+// sum is NaN), as from softmaxRow's passes.
 TEXT ·softmaxRowsAVX512(SB), NOSPLIT, $0-24
 	MOVQ p+0(FP), SI
 	MOVQ n+8(FP), DX
@@ -356,7 +357,7 @@ rmaxlast:
 	VMOVSHDUP     X0, X1
 	VMAXSS        X1, X0, X0
 	VUCOMISS      negInf<>(SB), X0
-	JPS           rfinite      // NaN: on, as softmaxRow does
+	JPS           rfinite      // NaN: on, the sum makes the row NaN
 	JNE           rfinite
 	VXORPS        X0, X0, X0   // all −Inf: shift by 0
 
@@ -454,7 +455,10 @@ rsumtail:
 	HSUM512
 	VXORPS   X1, X1, X1
 	VUCOMISS X1, X0
-	JEQ      rnext // a row of all −Inf is all zeros already
+	JPS      rdiv  // a NaN sum (a NaN in the row): scaled by NaN, all NaN
+	JEQ      rnext // a zero sum, a row of all −Inf: all zeros already
+
+rdiv:
 	VMOVSS   expOne<>(SB), X1
 	VDIVSS   X0, X1, X1
 	VBROADCASTSS X1, Z1

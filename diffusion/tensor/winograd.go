@@ -32,7 +32,7 @@ import (
 //
 // input sets V_ξ[j] = (Bᵀ·d_j·B)[ξ] at dst[ξ·ld+j] for the n tiles j, d_j
 // the 4x4 patch at columns 2j … 2j+3 of the four rows at src (ls floats
-// apart). It may read columns below 32·⌈n/16⌉ + 18 of those rows.
+// apart). It may read columns below 32·⌈n/16⌉ + 2 of those rows.
 //
 // output writes the 2x2 block Aᵀ·M_j·A + bias of tile j, M_j[ξ] at
 // src[ξ·ld+j], to columns 2j and 2j+1 of the first rows (1 or 2) rows at
@@ -158,7 +158,7 @@ func winoWorkspace(n int) *[]float32 {
 func winogradConv3x3(impl winoImpl, row func(dst []float32, i, c, y int), n, cin, h, w, cout int, wd, bias, out []float32) {
 	th, tw := (h+1)/2, (w+1)/2
 	// Padded input rows: column 0 and columns past W are zero, and
-	// impl.input may read up to 32·⌈tw/16⌉ + 18.
+	// impl.input may read below 32·⌈tw/16⌉ + 2.
 	ls := 32*((tw+15)/16) + 32
 	nty := max(1, min(th, winoMaxFloats/(16*max(cin, cout)*tw)))
 	// The workspace: U [16, Cout, Cin], V [16, Cin, tiles], M [16, Cout,

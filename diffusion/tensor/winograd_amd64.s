@@ -95,7 +95,7 @@ GLOBL winoHi<>(SB), RODATA|NOPTR, $64
 //
 // For tiles j < n: V_ξ[j] = (Bᵀ·d_j·B)[ξ], where d_j is the 4x4 patch at
 // columns 2j … 2j+3 of the four rows at src (ls floats apart), and V_ξ is at
-// dst + ξ·ld floats. Reads columns below 32·⌈n/16⌉ + 18 of each row; writes
+// dst + ξ·ld floats. Reads columns below 32·⌈n/16⌉ + 2 of each row; writes
 // only the n tiles.
 TEXT ·winoInputAVX512(SB), NOSPLIT, $0-40
 	MOVQ src+0(FP), SI
