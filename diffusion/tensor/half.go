@@ -146,7 +146,17 @@ func weightData(w *Tensor, keep bool) (data []float32, scratch *[]float32) {
 // for the caller to overwrite and hand back with putScratch: a large
 // temporary (an im2col matrix, a widened weight) then costs neither an
 // allocation nor the runtime's zeroing of it on every call.
+//
+// Requests under minPooledLen floats get a fresh slice and are not pooled:
+// a small request would otherwise take whatever large buffer the pool hands
+// out, and the next large request would allocate another (garbage that
+// raises the peak RSS of a whole generation, whose heap runs close to the
+// GC's goal).
 func getScratch(n int) *[]float32 {
+	if n < minPooledLen {
+		b := make([]float32, n)
+		return &b
+	}
 	s, _ := scratchPool.Get().(*[]float32)
 	if s == nil || cap(*s) < n {
 		b := makeFloats(n) // a smaller pooled buffer is dropped
@@ -158,7 +168,7 @@ func getScratch(n int) *[]float32 {
 
 // putScratch returns a buffer from weightData to the pool; nil is ignored.
 func putScratch(s *[]float32) {
-	if s != nil {
+	if s != nil && cap(*s) >= minPooledLen {
 		scratchPool.Put(s)
 	}
 }
