@@ -38,7 +38,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	model := fs.String("model", "models/pigment-tiny", "model directory trained on the shapes data set")
 	n := fs.Int("captions", 200, "held-out captions to evaluate")
 	steps := fs.Int("steps", 20, "denoising steps")
-	guidance := fs.Float64("guidance-scale", 3, "classifier-free guidance scale")
+	guidance := fs.Float64("cfg-scale", 3, "classifier-free guidance scale, 0 to 100 (as generate's --cfg-scale)")
+	fs.Float64Var(guidance, "guidance-scale", 3, "the same as --cfg-scale")
 	samplerName := fs.String("sampler", "", "sampler (default: the model's)")
 	batch := fs.Int("batch", 8, "captions generated together")
 	outDir := fs.String("out", "", "folder to save every image and its analysis to (optional)")
@@ -60,6 +61,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *steps < 1 || *steps > diffusion.MaxSteps {
 		return usagef("--steps must be in [1, %d], got %d", diffusion.MaxSteps, *steps)
+	}
+	if !(*guidance >= 0 && *guidance <= 100) {
+		return usagef("--cfg-scale (--guidance-scale) must be between 0 and 100, got %g", *guidance)
 	}
 	var kind sampling.Kind
 	if *samplerName != "" {

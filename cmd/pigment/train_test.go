@@ -47,6 +47,8 @@ func TestTrainEvalBadFlags(t *testing.T) {
 		{"eval steps", "--steps", []string{"eval", "--steps", "0"}},
 		{"eval batch", "--batch", []string{"eval", "--batch", "100"}},
 		{"eval sampler", "--sampler", []string{"eval", "--sampler", "bogus"}},
+		{"eval cfg scale", "--cfg-scale", []string{"eval", "--cfg-scale", "-1"}},
+		{"eval guidance scale", "--guidance-scale", []string{"eval", "--guidance-scale", "NaN"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
