@@ -47,6 +47,11 @@ type Shapes struct {
 	ColourDrills float64
 }
 
+// String describes the data set's settings (checkpoints record it).
+func (d Shapes) String() string {
+	return fmt.Sprintf("shapes (seed %d, size %d, drills %g, colour drills %g)", d.Seed, d.ImageSize, d.Drills, d.ColourDrills)
+}
+
 // Example implements Dataset.
 func (d Shapes) Example(i int) Example {
 	s := shapes.NewSampler(d.Seed^(uint64(i)*0x9e3779b97f4a7c15), d.ImageSize)

@@ -63,13 +63,25 @@ func (o Options) Validate() error {
 	return nil
 }
 
+// resumeNoted are the checkpoint metadata keys a resumed run reports when
+// they differ from the checkpoint's (Run's options and the caller's "data"
+// description), and resumeFlags the CLI flag each comes from.
+var (
+	resumeNoted = []string{"lr", "warmup", "weight_decay", "ema_decay", "data"}
+	resumeFlags = map[string]string{
+		"lr": "--lr", "warmup": "--warmup", "weight_decay": "--weight-decay", "ema_decay": "--ema", "data": "data",
+	}
+)
+
 // LossFunc computes the loss of step on the tape (whose leaves are the
 // parameters being trained) and returns it as a [1] tensor.
 type LossFunc func(step int) (*tensor.Tensor, error)
 
 // Run optimises params with AdamW, keeping an EMA, from the checkpoint if
 // one exists, until opts.Steps. A checkpoint made with another batch size,
-// or past opts.Steps, is an error (it would not resume the run asked for). meta is saved in checkpoints. It returns
+// or past opts.Steps, is an error (it would not resume the run asked for);
+// other learning settings (and meta's "data") that differ from the
+// checkpoint's are logged as a note. meta is saved in checkpoints. It returns
 // the final state; on cancellation it saves a checkpoint and returns the
 // state with ctx's error. A non-finite loss or gradient stops the run with
 // an error and does not overwrite the last good checkpoint.
@@ -82,6 +94,10 @@ func Run(ctx context.Context, opts Options, params Params, meta map[string]strin
 		meta = map[string]string{}
 	}
 	meta["batch"] = strconv.Itoa(opts.Batch)
+	for key, v := range map[string]float64{"lr": opts.LR, "weight_decay": opts.WeightDecay, "ema_decay": opts.EMADecay} {
+		meta[key] = strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	meta["warmup"] = strconv.Itoa(opts.Warmup)
 	s := &State{Params: params, Opt: NewAdamW(params, opts.WeightDecay), EMA: NewEMA(params, opts.EMADecay), Meta: meta}
 	logf := func(format string, args ...any) {
 		if opts.Log != nil {
@@ -104,6 +120,13 @@ func Run(ctx context.Context, opts Options, params Params, meta map[string]strin
 				return nil, fmt.Errorf("checkpoint %s is at step %d, past --steps %d: ask for at least %d steps, or use another --work", opts.Checkpoint, s.Step, opts.Steps, s.Step)
 			}
 			logf("resumed %s at step %d\n", opts.Checkpoint, s.Step)
+			// Other settings may change on resume (a lower learning rate
+			// for the rest of a run is legitimate), but never silently.
+			for _, key := range resumeNoted {
+				if was, ok := saved[key]; ok && was != meta[key] {
+					logf("note: the checkpoint was trained with %s %s; the run goes on with %s\n", resumeFlags[key], was, meta[key])
+				}
+			}
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}

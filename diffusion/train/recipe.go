@@ -136,7 +136,7 @@ func (r *Recipe) trainVAE(ctx context.Context, dir string) error {
 	opts := r.VAE
 	opts.Checkpoint = filepath.Join(r.Work, "vae.ckpt.safetensors")
 	opts.Log = r.Log
-	s, err := Run(ctx, opts, params, map[string]string{"stage": "vae"}, tensor.NewTape(), VAEStage(m, r.Data, opts, r.KLWeight))
+	s, err := Run(ctx, opts, params, stageMeta("vae", r.Data), tensor.NewTape(), VAEStage(m, r.Data, opts, r.KLWeight))
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func (r *Recipe) tuneDecoder(ctx context.Context, dir string) error {
 	opts := r.Decoder
 	opts.Checkpoint = filepath.Join(r.Work, "decoder.ckpt.safetensors")
 	opts.Log = r.Log
-	s, err := Run(ctx, opts, params, map[string]string{"stage": "decoder"}, tensor.NewTape(), DecoderStage(m, r.Data, opts))
+	s, err := Run(ctx, opts, params, stageMeta("decoder", r.Data), tensor.NewTape(), DecoderStage(m, r.Data, opts))
 	if err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func (r *Recipe) trainDiffusion(ctx context.Context, tok *clip.Tokenizer, text *
 			return fmt.Errorf("train: export: %w", err)
 		}
 		r.logf("exporting step %d of %s\n", s.Step, opts.Checkpoint)
-	} else if s, err = Run(ctx, opts, params, map[string]string{"stage": "unet"}, tensor.NewTape(), d.Stage(r.unetData(), opts)); err != nil {
+	} else if s, err = Run(ctx, opts, params, stageMeta("unet", r.unetData()), tensor.NewTape(), d.Stage(r.unetData(), opts)); err != nil {
 		return err
 	}
 	useEMA(s)
@@ -263,6 +263,17 @@ func (r *Recipe) trainDiffusion(ctx context.Context, tok *clip.Tokenizer, text *
 	}
 	r.logf("saved %s\n", r.Out)
 	return nil
+}
+
+// stageMeta is the checkpoint metadata of a stage trained on data: its
+// name, and data's description when it has one (fmt.Stringer), which a
+// resumed run compares.
+func stageMeta(stage string, data Dataset) map[string]string {
+	meta := map[string]string{"stage": stage}
+	if d, ok := data.(fmt.Stringer); ok {
+		meta["data"] = d.String()
+	}
+	return meta
 }
 
 func (r *Recipe) unetData() Dataset {

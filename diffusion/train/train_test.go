@@ -396,6 +396,36 @@ func TestResumeRefuses(t *testing.T) {
 	}
 }
 
+// TestResumeNotes checks that resuming with another learning rate or
+// warm-up, or another data description, goes on (as asked) with a note
+// naming each change, and that an unchanged resume says nothing of the kind.
+func TestResumeNotes(t *testing.T) {
+	ckpt := filepath.Join(t.TempDir(), "vae.ckpt.safetensors")
+	run := func(steps int, lr float64, warmup int, data Shapes) string {
+		t.Helper()
+		vm, p := testVAE(t, 3)
+		var log strings.Builder
+		o := Options{Steps: steps, Batch: 2, LR: lr, Warmup: warmup, EMADecay: 0.9, MaxGradNorm: 1, Seed: 7, Checkpoint: ckpt, Log: &log}
+		if _, err := Run(context.Background(), o, p, stageMeta("vae", data), tensor.NewTape(), VAEStage(vm, data, o, 1e-4)); err != nil {
+			t.Fatal(err)
+		}
+		return log.String()
+	}
+	data := Shapes{Seed: 1, ImageSize: 16}
+	run(2, 1e-3, 1, data)
+	if log := run(3, 1e-3, 1, data); strings.Contains(log, "note:") {
+		t.Errorf("unchanged resume logged %q", log)
+	}
+	other := data
+	other.Drills = 0.5
+	log := run(5, 5e-4, 2, other)
+	for _, want := range []string{"--lr 0.001; the run goes on with 0.0005", "--warmup 1; the run goes on with 2", "drills 0,", "drills 0.5,"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("resume log %q lacks %q", log, want)
+		}
+	}
+}
+
 // TestDecoderFineTune trains only the decoder: the encoder (and so every
 // latent) must stay bit for bit, and the reconstruction error must fall.
 func TestDecoderFineTune(t *testing.T) {
