@@ -116,8 +116,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("--width must be a positive multiple of 8, got %d", *width)
 	case *height <= 0 || *height%8 != 0:
 		return usagef("--height must be a positive multiple of 8, got %d", *height)
-	case *batch <= 0:
-		return usagef("--batch must be positive, got %d", *batch)
+	case *batch <= 0 || *batch > 2*diffusion.MaxImagesPerBatch:
+		return usagef("--batch must be between 1 and %d, got %d", 2*diffusion.MaxImagesPerBatch, *batch)
+	case pos[0] != "model" && (*width > benchMaxSide || *height > benchMaxSide || *width**height > benchMaxPixels):
+		return usagef("--width x --height must be at most %d on a side and %d pixels in all (SD 1.5's limits), got %dx%d", benchMaxSide, benchMaxPixels, *width, *height)
 	case *runs <= 0:
 		return usagef("--runs must be positive, got %d", *runs)
 	case *steps < 1 || *steps > diffusion.MaxSteps:
@@ -196,6 +198,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		res.Name, res.Config, res.DType, res.Shape, res.Seconds, res.GFLOP, res.GFLOPS, 100*res.FractionOfPeak, res.PeakGFLOPS, res.PeakRSSMB, res.Threads)
 	return nil
 }
+
+// benchMaxSide and benchMaxPixels bound the SD 1.5-size benchmarks' images
+// as generate bounds an SD 1.5 model's (diffusion.SizeLimits of 512).
+var benchMaxSide, benchMaxPixels = diffusion.SizeLimits(512)
 
 // benchDTypes maps --dtype to the half-precision kind (0 for f32).
 var benchDTypes = map[string]tensor.HalfKind{"f32": 0, "f16": tensor.F16, "bf16": tensor.BF16}
