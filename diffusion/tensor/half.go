@@ -118,11 +118,11 @@ func halfToFloat32(dst []float32, src []uint16, kind HalfKind) {
 	}
 }
 
-// scratchPool holds float32 buffers (*[]float32) into which ops widen a
+// scratchPools hold float32 buffers (*[]float32) into which ops widen a
 // half-precision weight, or build another temporary, for one call. Each call takes its own buffer, so
 // models running concurrently in one process never share one; a buffer
 // grows to the largest weight it has held.
-var scratchPool sync.Pool
+var scratchPools [2]sync.Pool // small buffers and large ones (scratchClass)
 
 // weightData returns the float32 values of w for an op's matrix product:
 // w.Data itself for a float32 tensor. A half-precision w is widened into a
@@ -147,17 +147,13 @@ func weightData(w *Tensor, keep bool) (data []float32, scratch *[]float32) {
 // temporary (an im2col matrix, a widened weight) then costs neither an
 // allocation nor the runtime's zeroing of it on every call.
 //
-// Requests under minPooledLen floats get a fresh slice and are not pooled:
-// a small request would otherwise take whatever large buffer the pool hands
-// out, and the next large request would allocate another (garbage that
-// raises the peak RSS of a whole generation, whose heap runs close to the
-// GC's goal).
+// Buffers under minPooledLen floats have a pool of their own: a small
+// request would otherwise take whatever large buffer the pool hands out,
+// and the next large request would allocate another (garbage that raises
+// the peak RSS of a whole generation, whose heap runs close to the GC's
+// goal).
 func getScratch(n int) *[]float32 {
-	if n < minPooledLen {
-		b := make([]float32, n)
-		return &b
-	}
-	s, _ := scratchPool.Get().(*[]float32)
+	s, _ := scratchPools[scratchClass(n)].Get().(*[]float32)
 	if s == nil || cap(*s) < n {
 		b := makeFloats(n) // a smaller pooled buffer is dropped
 		s = &b
@@ -168,9 +164,17 @@ func getScratch(n int) *[]float32 {
 
 // putScratch returns a buffer from weightData to the pool; nil is ignored.
 func putScratch(s *[]float32) {
-	if s != nil && cap(*s) >= minPooledLen {
-		scratchPool.Put(s)
+	if s != nil {
+		scratchPools[scratchClass(cap(*s))].Put(s)
 	}
+}
+
+// scratchClass is the pool of a scratch buffer of n floats: 0 small, 1 large.
+func scratchClass(n int) int {
+	if n < minPooledLen {
+		return 0
+	}
+	return 1
 }
 
 // mustFloat32 panics if any of ts (nil entries allowed) is a half-precision
