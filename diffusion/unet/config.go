@@ -160,7 +160,8 @@ func ConfigSD15() Config {
 }
 
 // LoadConfig reads a unet/config.json, applying diffusers' defaults for
-// absent keys, and validates it.
+// absent keys, and validates it; sample_size is required (diffusers'
+// default is none).
 func LoadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -172,6 +173,11 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if _, err := c.Resolve(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	// The model's default and largest image sizes follow from it (a
+	// missing or zero one would reject every --width as too large).
+	if c.SampleSize <= 0 {
+		return Config{}, fmt.Errorf("%s: sample_size must be positive, got %d", path, c.SampleSize)
 	}
 	return c, nil
 }

@@ -129,6 +129,9 @@ func TestConfigErrors(t *testing.T) {
 		{"act", `{"act_fn": "relu"}`, `unsupported act_fn "relu"`},
 		{"not json", `{"block_out_channels": [32,`, "unexpected end"},
 		{"addition embed (SDXL)", `{"addition_embed_type": "text_time"}`, "addition_embed_type"},
+		{"sample size zero", `{"sample_size": 0}`, "sample_size must be positive, got 0"},
+		{"sample size missing", `{}`, "sample_size must be positive"},
+		{"sample size negative", `{"sample_size": -4}`, "got -4"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
