@@ -111,14 +111,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			res.Jobs, res.SubmitPerSecond, res.QueueWaitP50Ms, res.QueueWaitP99Ms, res.EndToEndPerSec, res.OverheadP50Ms, res.OverheadP99Ms, res.RunP50Ms, res.Failed)
 		return nil
 	}
+	sd := pos[0] != "model" // the SD 1.5-size benchmarks; a real model checks its own sizes
 	switch {
-	case *width <= 0 || *width%8 != 0:
+	case *width <= 0 || sd && *width%8 != 0:
 		return usagef("--width must be a positive multiple of 8, got %d", *width)
-	case *height <= 0 || *height%8 != 0:
+	case *height <= 0 || sd && *height%8 != 0:
 		return usagef("--height must be a positive multiple of 8, got %d", *height)
 	case *batch <= 0 || *batch > 2*diffusion.MaxImagesPerBatch:
 		return usagef("--batch must be between 1 and %d, got %d", 2*diffusion.MaxImagesPerBatch, *batch)
-	case pos[0] != "model" && (*width > benchMaxSide || *height > benchMaxSide || *width**height > benchMaxPixels):
+	case sd && (*width > benchMaxSide || *height > benchMaxSide || *width**height > benchMaxPixels):
 		return usagef("--width x --height must be at most %d on a side and %d pixels in all (SD 1.5's limits), got %dx%d", benchMaxSide, benchMaxPixels, *width, *height)
 	case *runs <= 0:
 		return usagef("--runs must be positive, got %d", *runs)
@@ -146,7 +147,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		res, err := benchModel(ctx, *modelDir, *width, *height, *steps, *batch, *images, kind, stderr)
 		if err != nil {
-			return err
+			return flagError(err) // a size the model refuses names --width or --height
 		}
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(res)

@@ -89,6 +89,11 @@ func TestBenchModel(t *testing.T) {
 	if code, _, stderr := runCLI(t, "bench", "model", "--model", t.TempDir()); code != 1 || !strings.Contains(stderr, "--model") {
 		t.Errorf("bench model of an empty folder: exit %d, %q", code, stderr)
 	}
+	// Sizes are the model's to check (this one's factor is 8, its largest
+	// side 64), and a refused one names the flag, as generate does.
+	if code, _, stderr := runCLI(t, "bench", "model", "--model", dir, "--width", "100000", "--height", "16"); code != 2 || !strings.Contains(stderr, "--width") {
+		t.Errorf("bench model --width 100000: exit %d, %q", code, stderr)
+	}
 }
 
 // TestHalfSource checks that the benchmark's half-precision source rounds
