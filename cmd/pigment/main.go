@@ -111,12 +111,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "pigment %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "pigment %s: %s\n", args[0], oneLine(err))
 		return 2
 	default:
-		fmt.Fprintf(stderr, "pigment %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "pigment %s: %s\n", args[0], oneLine(err))
 		return 1
 	}
+}
+
+// oneLine is err's message on one line: the lines of a joined error (every
+// problem of a model's config or weights, say) separated by "; ".
+func oneLine(err error) string {
+	var parts []string
+	for line := range strings.Lines(err.Error()) {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func printUsage(w io.Writer) {

@@ -14,11 +14,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pigment-ai/pigment/internal/refcases"
+
+	"github.com/pigment-ai/pigment/internal/tinymodel"
 )
 
 // runCLI runs the command line and returns its status, stdout and stderr.
@@ -187,5 +191,34 @@ func TestTokenizeArgForms(t *testing.T) {
 				t.Errorf(`tokenize -- --model printed %v, want 77 ids starting with BOS`, ids)
 			}
 		})
+	}
+}
+
+// TestErrorsOneLine checks that an error joining several problems (every
+// block a broken model config fails) is printed on one line.
+func TestErrorsOneLine(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tiny")
+	if err := tinymodel.Write(dir, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "unet", "config.json")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	c["attention_head_dim"] = 3 // divides none of the blocks' channels
+	if b, err = json.Marshal(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "generate", "--model", dir, "--prompt", "x", "--output", filepath.Join(t.TempDir(), "x.png"))
+	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || strings.Count(stderr, "attention heads") < 2 {
+		t.Errorf("exit %d, stderr %q: want one line with every block's problem", code, stderr)
 	}
 }
