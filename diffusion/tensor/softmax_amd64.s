@@ -71,59 +71,48 @@ GLOBL tailMask<>(SB), RODATA|NOPTR, $64
 	VBROADCASTSS expCut<>(SB), Z28; \
 	VPXORD Z30, Z30, Z30
 
-// TAILMASK sets K1 to the low CX lanes (0 < CX < 16); clobbers AX.
-#define TAILMASK \
-	MOVL  $1, AX; \
-	SHLL  CX, AX; \
-	DECL  AX; \
-	KMOVW AX, K1
+// TAILMASK sets K1 to the low CX lanes (0 < CX ≤ 16), with r as scratch.
+#define TAILMASK(r) \
+	MOVL  $1, r; \
+	SHLL  CX, r; \
+	DECL  r; \
+	KMOVW r, K1
 
-#define EXP512 \
-	VSUBPS Z16, Z0, Z0; \
-	VMULPS Z17, Z0, Z1; \
-	VRNDSCALEPS $0, Z1, Z1; \
-	VMOVAPS Z0, Z2; \
-	VFNMADD231PS Z18, Z1, Z2; \
-	VFNMADD231PS Z19, Z1, Z2; \
-	VMOVAPS Z20, Z3; \
-	VFMADD213PS Z21, Z2, Z3; \
-	VFMADD213PS Z22, Z2, Z3; \
-	VFMADD213PS Z23, Z2, Z3; \
-	VFMADD213PS Z24, Z2, Z3; \
-	VFMADD213PS Z25, Z2, Z3; \
-	VMULPS Z2, Z2, Z4; \
-	VFMADD213PS Z2, Z4, Z3; \
-	VADDPS Z26, Z3, Z3; \
-	VCVTPS2DQ Z1, Z1; \
-	VPADDD Z27, Z1, Z1; \
-	VPSLLD $23, Z1, Z1; \
-	VMULPS Z1, Z3, Z3; \
-	VCMPPS $1, Z28, Z0, K2; \
-	VMOVAPS Z30, K2, Z3
+// EXPLANES computes e^(x−m) for x in register x into e, with q, s and t
+// as scratch and k as the cut-off mask (the algorithm at the top of this
+// file). EXP512, EXP512B and EXP512C are its three register sets, for loops
+// that run two or three independent dependency chains.
+#define EXPLANES(x, q, s, e, t, k) \
+	VSUBPS Z16, x, x; \
+	VMULPS Z17, x, q; \
+	VRNDSCALEPS $0, q, q; \
+	VMOVAPS x, s; \
+	VFNMADD231PS Z18, q, s; \
+	VFNMADD231PS Z19, q, s; \
+	VMOVAPS Z20, e; \
+	VFMADD213PS Z21, s, e; \
+	VFMADD213PS Z22, s, e; \
+	VFMADD213PS Z23, s, e; \
+	VFMADD213PS Z24, s, e; \
+	VFMADD213PS Z25, s, e; \
+	VMULPS s, s, t; \
+	VFMADD213PS s, t, e; \
+	VADDPS Z26, e, e; \
+	VCVTPS2DQ q, q; \
+	VPADDD Z27, q, q; \
+	VPSLLD $23, q, q; \
+	VMULPS q, e, e; \
+	VCMPPS $1, Z28, x, k; \
+	VMOVAPS Z30, k, e
 
-// Second lane set for the unrolled loop: x in Z5, result in Z8.
-#define EXP512B \
-	VSUBPS Z16, Z5, Z5; \
-	VMULPS Z17, Z5, Z6; \
-	VRNDSCALEPS $0, Z6, Z6; \
-	VMOVAPS Z5, Z7; \
-	VFNMADD231PS Z18, Z6, Z7; \
-	VFNMADD231PS Z19, Z6, Z7; \
-	VMOVAPS Z20, Z8; \
-	VFMADD213PS Z21, Z7, Z8; \
-	VFMADD213PS Z22, Z7, Z8; \
-	VFMADD213PS Z23, Z7, Z8; \
-	VFMADD213PS Z24, Z7, Z8; \
-	VFMADD213PS Z25, Z7, Z8; \
-	VMULPS Z7, Z7, Z9; \
-	VFMADD213PS Z7, Z9, Z8; \
-	VADDPS Z26, Z8, Z8; \
-	VCVTPS2DQ Z6, Z6; \
-	VPADDD Z27, Z6, Z6; \
-	VPSLLD $23, Z6, Z6; \
-	VMULPS Z6, Z8, Z8; \
-	VCMPPS $1, Z28, Z5, K3; \
-	VMOVAPS Z30, K3, Z8
+// x in Z0, result in Z3.
+#define EXP512 EXPLANES(Z0, Z1, Z2, Z3, Z4, K2)
+
+// Second lane set for the unrolled loops: x in Z5, result in Z8.
+#define EXP512B EXPLANES(Z5, Z6, Z7, Z8, Z9, K3)
+
+// Third lane set: x in Z10, result in Z13.
+#define EXP512C EXPLANES(Z10, Z11, Z12, Z13, Z14, K4)
 
 // func expSumAVX512(p *float32, n int, m float32) float32
 TEXT ·expSumAVX512(SB), NOSPLIT, $0-28
@@ -162,7 +151,7 @@ loop16:
 tail:
 	TESTQ CX, CX
 	JZ    reduce
-	TAILMASK
+	TAILMASK(AX)
 	VMOVUPS.Z (SI), K1, Z0
 	EXP512
 	VMOVUPS Z3, K1, (SI)
@@ -218,7 +207,7 @@ max16loop:
 maxtail:
 	TESTQ CX, CX
 	JZ    maxreduce
-	TAILMASK
+	TAILMASK(AX)
 	VMAXPS (SI), Z0, K1, Z0
 
 maxreduce:
@@ -262,7 +251,7 @@ scale16:
 scaletail:
 	TESTQ CX, CX
 	JZ    scaledone
-	TAILMASK
+	TAILMASK(AX)
 	VMOVUPS.Z (SI), K1, Z0
 	VMULPS  Z1, Z0, Z0
 	VMOVUPS Z0, K1, (SI)
@@ -270,37 +259,6 @@ scaletail:
 scaledone:
 	VZEROUPPER
 	RET
-
-// Third lane set: x in Z10, result in Z13.
-#define EXP512C \
-	VSUBPS Z16, Z10, Z10; \
-	VMULPS Z17, Z10, Z11; \
-	VRNDSCALEPS $0, Z11, Z11; \
-	VMOVAPS Z10, Z12; \
-	VFNMADD231PS Z18, Z11, Z12; \
-	VFNMADD231PS Z19, Z11, Z12; \
-	VMOVAPS Z20, Z13; \
-	VFMADD213PS Z21, Z12, Z13; \
-	VFMADD213PS Z22, Z12, Z13; \
-	VFMADD213PS Z23, Z12, Z13; \
-	VFMADD213PS Z24, Z12, Z13; \
-	VFMADD213PS Z25, Z12, Z13; \
-	VMULPS Z12, Z12, Z14; \
-	VFMADD213PS Z12, Z14, Z13; \
-	VADDPS Z26, Z13, Z13; \
-	VCVTPS2DQ Z11, Z11; \
-	VPADDD Z27, Z11, Z11; \
-	VPSLLD $23, Z11, Z11; \
-	VMULPS Z11, Z13, Z13; \
-	VCMPPS $1, Z28, Z10, K4; \
-	VMOVAPS Z30, K4, Z13
-
-// ROWMASK sets K1 to the low CX lanes (0 < CX ≤ 16); clobbers R10.
-#define ROWMASK \
-	MOVL  $1, R10; \
-	SHLL  CX, R10; \
-	DECL  R10; \
-	KMOVW R10, K1
 
 // HSUM512 reduces Z0's lanes to their sum in X0 (clobbers Z1).
 #define HSUM512 \
@@ -346,7 +304,7 @@ rmax:
 	JMP    rmax
 
 rmaxlast:
-	ROWMASK
+	TAILMASK(R10)
 	VMAXPS        (AX), Z0, K1, Z0
 	VEXTRACTF64X4 $1, Z0, Y1
 	VMAXPS        Y1, Y0, Y0
@@ -377,7 +335,7 @@ rsub:
 	JMP     rsub
 
 rsublast:
-	ROWMASK
+	TAILMASK(R10)
 	VMOVUPS.Z (AX), K1, Z0
 	VSUBPS    Z1, Z0, Z0
 	VMOVUPS   Z0, K1, (AX)
@@ -420,7 +378,7 @@ rexp16:
 rexptail:
 	TESTQ     CX, CX
 	JZ        rnorm
-	ROWMASK
+	TAILMASK(R10)
 	VMOVUPS.Z (AX), K1, Z0
 	EXP512
 	VMOVUPS   Z3, K1, (AX)
@@ -449,7 +407,7 @@ rsumlast:
 	SUBQ   $16, CX
 
 rsumtail:
-	ROWMASK
+	TAILMASK(R10)
 	VADDPS   (AX), Z2, K1, Z2
 	VADDPS   Z2, Z0, Z0
 	HSUM512
@@ -475,7 +433,7 @@ rscale:
 	JMP     rscale
 
 rscalelast:
-	ROWMASK
+	TAILMASK(R10)
 	VMOVUPS.Z (AX), K1, Z0
 	VMULPS    Z1, Z0, Z0
 	VMOVUPS   Z0, K1, (AX)
@@ -700,7 +658,7 @@ siluloop:
 silutail:
 	TESTQ CX, CX
 	JZ    silu_done
-	TAILMASK
+	TAILMASK(AX)
 	VMOVUPS.Z (SI), K1, Z10
 	DENOM512
 	VDIVPS  Z3, Z10, Z3
@@ -736,7 +694,7 @@ sgloop:
 sgtail:
 	TESTQ CX, CX
 	JZ    sg_done
-	TAILMASK
+	TAILMASK(AX)
 	VMOVUPS.Z (SI), K1, Z10
 	VMOVUPS.Z (DX), K1, Z11
 	VMOVUPS.Z (DI), K1, Z12
@@ -834,7 +792,7 @@ gegluloop:
 geglutail:
 	TESTQ CX, CX
 	JZ    geglu_done
-	TAILMASK
+	TAILMASK(AX)
 	VMOVUPS.Z (SI), K1, Z10
 	VMOVUPS.Z (BX), K1, Z9
 	PHI512
@@ -881,7 +839,7 @@ gglooop:
 ggtail:
 	TESTQ CX, CX
 	JZ    gg_done
-	TAILMASK
+	TAILMASK(AX)
 	VMOVUPS.Z (SI), K1, Z10
 	VMOVUPS.Z (BX), K1, Z9
 	GELUDERIV512
