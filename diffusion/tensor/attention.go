@@ -3,7 +3,6 @@ package tensor
 import (
 	"fmt"
 	"math"
-	"sync"
 )
 
 // maxScoreFloats bounds the attention score block one worker holds at a time
@@ -72,14 +71,7 @@ func Attention(q, k, v *Tensor, heads int, scale float32, causal bool) *Tensor {
 func attentionBlocks(out, qd, kd, vd []float32, b, lq, lk, heads, d, dv, chunk int, scale float32, causal bool) {
 	hd, hdv := heads*d, heads*dv
 	nChunks := (lq + chunk - 1) / chunk
-	var mu sync.Mutex
-	var held []*[]float32 // the workers' score blocks, pooled scratch
-	eachTask(b*heads*nChunks, func() func(int) {
-		buf := getScratch(chunk * lk)
-		mu.Lock()
-		held = append(held, buf)
-		mu.Unlock()
-		scores := *buf
+	eachTaskScratch(b*heads*nChunks, chunk*lk, func(scores []float32) func(int) {
 		return func(t int) {
 			bh, c := t/nChunks, t%nChunks
 			bi, h := bh/heads, bh%heads
@@ -103,9 +95,6 @@ func attentionBlocks(out, qd, kd, vd []float32, b, lq, lk, heads, d, dv, chunk i
 			gemm(false, false, rows, dv, lk, 1, s, lk, vs, hdv, 0, os, hdv)
 		}
 	})
-	for _, buf := range held {
-		putScratch(buf)
-	}
 }
 
 // fusedMaxKeys is the most keys for which Attention takes attentionRows: a
@@ -145,14 +134,8 @@ func attentionRows(rows6 rowsKernel, out, qd, kd, vd []float32, b, lq, lk, heads
 		}
 	})
 	nChunks := (lq + fusedRows - 1) / fusedRows
-	var mu sync.Mutex
-	var held []*[]float32 // the workers' scratch, pooled
-	eachTask(b*nChunks, func() func(int) {
-		buf := getScratch(6 * (lk + hd + hdv))
-		mu.Lock()
-		held = append(held, buf)
-		mu.Unlock()
-		s, qpad, opad := (*buf)[:6*lk], (*buf)[6*lk:6*(lk+hd)], (*buf)[6*(lk+hd):]
+	eachTaskScratch(b*nChunks, 6*(lk+hd+hdv), func(buf []float32) func(int) {
+		s, qpad, opad := buf[:6*lk], buf[6*lk:6*(lk+hd)], buf[6*(lk+hd):]
 		return func(t int) {
 			bi, c := t/nChunks, t%nChunks
 			q0 := c * fusedRows
@@ -185,9 +168,6 @@ func attentionRows(rows6 rowsKernel, out, qd, kd, vd []float32, b, lq, lk, heads
 			}
 		}
 	})
-	for _, buf := range held {
-		putScratch(buf)
-	}
 }
 
 // rowsKernel computes c = a·b for six rows: C[6][n] = A[6][k]·B[k][n], the

@@ -57,3 +57,21 @@ func eachTask(tasks int, newWorker func() func(t int)) {
 	}
 	wg.Wait()
 }
+
+// eachTaskScratch is eachTask with a pooled scratch buffer of n floats
+// (undefined contents) for each worker, handed to newWorker and returned to
+// the pool when every task is done.
+func eachTaskScratch(tasks, n int, newWorker func(scratch []float32) func(t int)) {
+	var mu sync.Mutex
+	var held []*[]float32
+	eachTask(tasks, func() func(int) {
+		buf := getScratch(n)
+		mu.Lock()
+		held = append(held, buf)
+		mu.Unlock()
+		return newWorker(*buf)
+	})
+	for _, buf := range held {
+		putScratch(buf)
+	}
+}
