@@ -489,25 +489,23 @@ func Conv2dGroupNormSiLU(x *Tensor, groups int, gnWeight, gnBias *Tensor, eps fl
 		SiLU(hn)
 		return Replace(hn, Conv2d(hn, weight, bias, p))
 	}
-	// GroupNorm's per-channel affine map: x̂ = x·a + b with a = rstd·γ and
-	// b = β − mean·a, as groupNorm computes it.
+	// GroupNorm's per-channel affine map x̂ = x·a + b (groupAffine).
 	spatial, cpg := h*w, cin/groups
+	var gw, gb []float32
+	if gnWeight != nil {
+		gw = gnWeight.Data
+	}
+	if gnBias != nil {
+		gb = gnBias.Data
+	}
 	ab := make([]float32, 2*n*cin)
 	xd := x.Data
 	parallelFor(n*groups, 1, func(lo, hi int) {
 		for ng := lo; ng < hi; ng++ {
 			mean, rstd := meanRstd(xd[ng*cpg*spatial:(ng+1)*cpg*spatial], eps)
 			for ci := range cpg {
-				ch := (ng%groups)*cpg + ci
-				scale, shift := float32(1), float32(0)
-				if gnWeight != nil {
-					scale = gnWeight.Data[ch]
-				}
-				if gnBias != nil {
-					shift = gnBias.Data[ch]
-				}
-				a := rstd * scale
-				ab[2*(ng*cpg+ci)], ab[2*(ng*cpg+ci)+1] = a, shift-mean*a
+				i := ng*cpg + ci // image ng/groups, channel (ng%groups)·cpg + ci
+				ab[2*i], ab[2*i+1] = groupAffine(gw, gb, (ng%groups)*cpg+ci, mean, rstd)
 			}
 		}
 	})

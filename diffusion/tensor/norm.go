@@ -73,16 +73,7 @@ func groupNorm(dst, x *Tensor, groups int, weight, bias *Tensor, eps float32, ow
 			}
 			g := ng % groups
 			for ci := 0; ci < cpg; ci++ {
-				ch := g*cpg + ci
-				scale, shift := float32(1), float32(0)
-				if wd != nil {
-					scale = wd[ch]
-				}
-				if bd != nil {
-					shift = bd[ch]
-				}
-				a := rstd * scale
-				b := shift - mean*a
+				a, b := groupAffine(wd, bd, g*cpg+ci, mean, rstd)
 				s := src[ci*spatial : (ci+1)*spatial]
 				d := out[base+ci*spatial : base+(ci+1)*spatial]
 				for i, v := range s {
@@ -154,6 +145,22 @@ func groupNorm(dst, x *Tensor, groups int, weight, bias *Tensor, eps float32, ow
 			}
 		})
 	})
+}
+
+// groupAffine returns GroupNorm's map x̂ = x·a + b for channel ch of a group
+// with the given mean and 1/std: a = rstd·γ, b = β − mean·a (γ = 1 and β = 0
+// when weight or bias is nil). Conv2dGroupNormSiLU uses it too, so both give
+// the same bits.
+func groupAffine(weight, bias []float32, ch int, mean, rstd float32) (a, b float32) {
+	scale, shift := float32(1), float32(0)
+	if weight != nil {
+		scale = weight[ch]
+	}
+	if bias != nil {
+		shift = bias[ch]
+	}
+	a = rstd * scale
+	return a, shift - mean*a
 }
 
 // meanRstd returns the mean of s and 1/sqrt(var(s)+eps), biased variance,
