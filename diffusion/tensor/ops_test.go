@@ -175,15 +175,13 @@ func TestAttention(t *testing.T) {
 		{"d 0", 1, 2, 3, 1, 0, 4, false},
 		{"dv 0", 1, 2, 3, 1, 4, 0, false},
 	}
-	paths := []struct {
+	type path struct {
 		name  string
 		rows6 rowsKernel
-	}{{"gemm blocks", nil}, {"fused go", rows6Go}}
+	}
+	paths := []path{{"gemm blocks", nil}, {"fused go", rows6Go}}
 	if attnRows6 != nil {
-		paths = append(paths, struct {
-			name  string
-			rows6 rowsKernel
-		}{"fused asm", attnRows6})
+		paths = append(paths, path{"fused asm", attnRows6})
 	}
 	defer func(k rowsKernel) { attnRows6 = k }(attnRows6)
 	for _, c := range cases {
